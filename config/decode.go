@@ -265,4 +265,3 @@ func (c Config) Summary() string {
 		f.Node.Tier, f.RoundIntervalSecs, f.MinNodesForAggregation, f.MaxNodesPerRound,
 		f.Privacy.Epsilon, f.Privacy.Delta)
 }
-
