@@ -126,7 +126,9 @@ func TestPlainFileIsGroupAll(t *testing.T) {
 func TestHostileFiles(t *testing.T) {
 	ok := `"coarse/t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}`
 	meta := `"__metadata__":{"daf.format":"talora-update/1"}`
-	hdr := func(entries ...string) string { return "{" + strings.Join(append([]string{meta}, entries...), ",") + "}" }
+	hdr := func(entries ...string) string {
+		return "{" + strings.Join(append([]string{meta}, entries...), ",") + "}"
+	}
 	two := f32Bytes(1, 2)
 	cases := []struct {
 		name string
@@ -223,7 +225,9 @@ func TestHostileFileAllocatesLittle(t *testing.T) {
 
 func TestMarshalRefusesWhatReadersRefuse(t *testing.T) {
 	cases := map[string]func(u *Update){
-		"NaN":            func(u *Update) { u.Get("fine", "base_model.model.layers.0.attn.q_proj.lora_A.weight").Data[0] = float32(math.NaN()) },
+		"NaN": func(u *Update) {
+			u.Get("fine", "base_model.model.layers.0.attn.q_proj.lora_A.weight").Data[0] = float32(math.NaN())
+		},
 		"shape mismatch": func(u *Update) { u.Set("fine", "x", &Tensor{Shape: []int{3}, Data: []float32{1}}) },
 		"slash in group": func(u *Update) { u.Set("a/b", "x", NewTensor(1)) },
 		"empty key":      func(u *Update) { u.Set("fine", "", NewTensor(1)) },
