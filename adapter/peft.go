@@ -22,21 +22,21 @@ const (
 // every other field kept verbatim in Extra so an export writes back what
 // was read.
 type PEFTConfig struct {
-	PEFTType      string   // "LORA"; other PEFT methods are refused
-	R             int      // default LoRA rank
-	LoraAlpha     float64  // scaling numerator: ΔW = (LoraAlpha/R)·B·A
-	TargetModules []string // module names LoRA was applied to
+	PEFTType      string   `json:"peft_type"`                // "LORA"; other PEFT methods are refused
+	R             int      `json:"r"`                        // default LoRA rank
+	LoraAlpha     float64  `json:"lora_alpha"`               // scaling numerator: ΔW = (LoraAlpha/R)·B·A
+	TargetModules []string `json:"target_modules,omitempty"` // module names LoRA was applied to
 	// TargetModulesRegex holds target_modules when PEFT saved it as one
 	// regular expression instead of a list.
-	TargetModulesRegex string
+	TargetModulesRegex string `json:"target_modules_regex,omitempty"`
 	// FanInFanOut: the base layer stores weights transposed (GPT-2's
 	// Conv1D), so ΔW = (α/r)·(B·A)ᵀ.
-	FanInFanOut  bool
-	BaseModel    string             // base_model_name_or_path
-	TaskType     string             // task_type, e.g. CAUSAL_LM
-	RankPattern  map[string]int     // per-module rank overrides
-	AlphaPattern map[string]float64 // per-module alpha overrides
-	Extra        map[string]json.RawMessage
+	FanInFanOut  bool                       `json:"fan_in_fan_out"`
+	BaseModel    string                     `json:"base_model_name_or_path,omitempty"`
+	TaskType     string                     `json:"task_type,omitempty"`     // e.g. CAUSAL_LM
+	RankPattern  map[string]int             `json:"rank_pattern,omitempty"`  // per-module rank overrides
+	AlphaPattern map[string]float64         `json:"alpha_pattern,omitempty"` // per-module alpha overrides
+	Extra        map[string]json.RawMessage `json:"extra,omitempty"`
 }
 
 // typed config fields, which Extra never holds.
