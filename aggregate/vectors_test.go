@@ -192,7 +192,7 @@ func TestSingleUpdateReturnedAsIs(t *testing.T) {
 
 func TestNonFiniteQualitySanitised(t *testing.T) {
 	us := []*adapter.Update{vecUpdate("a", 1, 1), vecUpdate("b", 1, 3), vecUpdate("c", 1, 5)}
-	us[0].Meta.Quality = map[string]adapter.GroupQuality{"g": {PPLBefore: 0, PPLAfter: 3}}            // division by 0
+	us[0].Meta.Quality = map[string]adapter.GroupQuality{"g": {PPLBefore: 0, PPLAfter: 3}}           // division by 0
 	us[1].Meta.Quality = map[string]adapter.GroupQuality{"g": {PPLBefore: math.Inf(1), PPLAfter: 2}} // inf
 	us[2].Meta.Quality = map[string]adapter.GroupQuality{"g": {PPLBefore: 10, PPLAfter: 5}}          // 0.5
 	got, err := Aggregate("quality_weighted", us, Options{})
