@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"errors"
 	"math"
+	"strings"
 
 	"github.com/dafnet/daf/adapter"
 	"pgregory.net/rapid"
@@ -97,3 +99,7 @@ func genUpdates(t *rapid.T, minN, maxN int) []*adapter.Update {
 	}
 	return out
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }
+
+func stringsContains(s, sub string) bool { return strings.Contains(s, sub) }
