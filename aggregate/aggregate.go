@@ -32,6 +32,15 @@ func Aggregate(strategy string, updates []*adapter.Update, opts Options) (*adapt
 	return out, err
 }
 
+// AggregateReport is Aggregate that also returns the per-group
+// contributors and strategies and the truncation error.
+func AggregateReport(strategy string, updates []*adapter.Update, opts Options) (*adapter.Update, *Report, error) {
+	if _, err := lookupStrategy(strategy); err != nil {
+		return nil, nil, err
+	}
+	return aggregateGroups(updates, func(string) string { return strategy }, strategy, opts)
+}
+
 // Report describes an aggregation beyond its tensors.
 type Report struct {
 	// Contributors is the number of updates aggregated per group.
