@@ -46,8 +46,8 @@ type scopeRound struct {
 	updates map[gossip.PeerID]*adapter.Update
 	// heard: sources whose genuine (signed) release for the round arrived
 	// but was refused (Byzantine, equivocation): not waited for any longer.
-	heard map[gossip.PeerID]bool
-	own   *adapter.Update // own update waiting for the Gossip phase
+	heard   map[gossip.PeerID]bool
+	own     *adapter.Update // own update waiting for the Gossip phase
 	release *gossip.Release // own release once published (to offer to newcomers)
 }
 

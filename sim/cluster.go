@@ -66,11 +66,11 @@ type Cluster struct {
 	Keys  *Keyring
 	Nodes []*Node
 
-	byID  map[gossip.PeerID]*Node
+	byID    map[gossip.PeerID]*Node
 	queue   eventQueue
 	seq     uint64
 	started bool
-	out   []string
+	out     []string
 }
 
 type eventKind int
