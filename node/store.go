@@ -83,7 +83,7 @@ var (
 
 // LoadLedger and SaveLedger make the store a privacy.LedgerStore.
 func (s *Store) LoadLedger() ([]byte, bool, error) { return s.get(bucketLedger, ledgerKey) }
-func (s *Store) SaveLedger(data []byte) error     { return s.put(bucketLedger, ledgerKey, data) }
+func (s *Store) SaveLedger(data []byte) error      { return s.put(bucketLedger, ledgerKey, data) }
 
 // LoadStats and SaveStats persist the Byzantine detector's statistics.
 func (s *Store) LoadStats() ([]byte, bool, error) { return s.get(bucketDetector, detectorKey) }
@@ -222,5 +222,5 @@ func (s *Store) Rounds(from uint64) ([]RoundRecord, error) {
 }
 
 // PutMeta and Meta keep small named values (genesis time, federation id).
-func (s *Store) PutMeta(key string, val []byte) error { return s.put(bucketMeta, []byte(key), val) }
+func (s *Store) PutMeta(key string, val []byte) error  { return s.put(bucketMeta, []byte(key), val) }
 func (s *Store) Meta(key string) ([]byte, bool, error) { return s.get(bucketMeta, []byte(key)) }
