@@ -12,12 +12,11 @@
 // make the node allocate more than that however many streams it opens.
 //
 // Around the transport the Host keeps the network together: it dials the
-// bootstrap peers and redials them (and every peer it learned of) when a
-// connection drops, pushes the addresses of the peers it knows to each new
-// connection on /daf/peers/1 (peer exchange), and pings connected peers
-// periodically; the round trip times feed Latency, which the adaptive peer
-// selector reads.
+// bootstrap peers and redials them (and every peer handed to AddAddrs, which
+// is how the node's peer exchange feeds it) when a connection drops, tells
+// OnPeer when a peer comes and goes, and pings connected peers periodically;
+// the round trip times feed Latency, which the adaptive peer selector reads.
 //
-// Drive it with New, register handlers with Handle before traffic arrives,
-// call Run in a goroutine for the background loops, and Close at the end.
+// Drive it with New (which starts the background loops), register handlers
+// with Handle before traffic arrives, and Close at the end.
 package p2p

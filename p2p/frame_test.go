@@ -100,23 +100,3 @@ func FuzzReadVerdict(f *testing.F) {
 		}
 	})
 }
-
-func FuzzDecodeAddrs(f *testing.F) {
-	f.Add([]byte(`{"peers":[{"id":"12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN","addrs":["/ip4/127.0.0.1/tcp/4001"]}]}`))
-	f.Add([]byte(`{"peers":[]}`))
-	f.Add([]byte(`{"peers":[{"id":"x"}]}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		infos, err := decodeAddrs(data)
-		if err != nil {
-			return
-		}
-		if len(infos) > maxExchangePeers {
-			t.Fatalf("%d peers accepted", len(infos))
-		}
-		for _, ai := range infos {
-			if len(ai.Addrs) > maxExchangeAddrs {
-				t.Fatalf("%d addrs accepted", len(ai.Addrs))
-			}
-		}
-	})
-}

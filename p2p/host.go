@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -88,6 +89,13 @@ func (c *Config) applyDefaults() {
 	}
 }
 
+// Peers learned at run time expire from the peerstore like libp2p's own;
+// bootstrap peers never do.
+var (
+	permanentTTL time.Duration = peerstore.PermanentAddrTTL
+	learnedTTL                 = peerstore.AddressTTL
+)
+
 // Host is a libp2p host speaking DAF's stream protocols. It implements
 // gossip.Transport.
 type Host struct {
@@ -115,7 +123,7 @@ type knownPeer struct {
 	failures  int
 	nextDial  time.Time
 	dialing   bool
-	exchanged time.Time // last time our peer list was pushed to it
+	up        bool // announced as connected to OnPeer
 }
 
 var _ gossip.Transport = (*Host)(nil)
@@ -184,7 +192,6 @@ func New(cfg Config) (*Host, error) {
 		h.Peerstore().AddAddrs(ai.ID, ai.Addrs, permanentTTL)
 		x.known[ai.ID] = &knownPeer{bootstrap: true}
 	}
-	h.SetStreamHandler(protoAddrs, x.serveAddrs)
 	h.Network().Notify(&network.NotifyBundle{
 		ConnectedF:    x.onConnected,
 		DisconnectedF: x.onDisconnected,
@@ -273,6 +280,52 @@ func (x *Host) Connect(ctx context.Context, addr string) error {
 	return nil
 }
 
+// AddAddrs records addresses learned for a peer (from peer exchange) and
+// keeps dialling it until it fails too often. Unparsable addresses are
+// skipped; the error names the first.
+func (x *Host) AddAddrs(id gossip.PeerID, addrs []string) error {
+	pid, err := peer.Decode(string(id))
+	if err != nil {
+		return fmt.Errorf("peer %q: %w", id, err)
+	}
+	if pid == x.h.ID() {
+		return nil
+	}
+	var firstErr error
+	var mas []ma.Multiaddr
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%w: peer %s: %q: %v", ErrBadAddr, id, s, err)
+			}
+			continue
+		}
+		mas = append(mas, a)
+	}
+	x.h.Peerstore().AddAddrs(pid, mas, learnedTTL)
+	x.mu.Lock()
+	if _, ok := x.known[pid]; !ok && len(x.known) < x.cfg.MaxKnownPeers {
+		x.known[pid] = &knownPeer{}
+	}
+	x.mu.Unlock()
+	return firstErr
+}
+
+// PeerAddrs are the addresses the host knows for a peer.
+func (x *Host) PeerAddrs(id gossip.PeerID) []string {
+	pid, err := peer.Decode(string(id))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, a := range x.h.Peerstore().Addrs(pid) {
+		out = append(out, a.String())
+	}
+	sort.Strings(out)
+	return out
+}
+
 func (x *Host) onConnected(_ network.Network, c network.Conn) {
 	p := c.RemotePeer()
 	x.mu.Lock()
@@ -284,22 +337,16 @@ func (x *Host) onConnected(_ network.Network, c network.Conn) {
 	first := false
 	if kp != nil {
 		kp.failures = 0
-		// A peer with two connections (TCP and QUIC) gets one exchange.
-		if time.Since(kp.exchanged) > time.Second {
-			kp.exchanged = time.Now()
+		// A peer with two connections (TCP and QUIC) is announced once.
+		if !kp.up {
+			kp.up = true
 			first = true
 		}
 	}
 	x.mu.Unlock()
-	if !first {
-		return
+	if first && x.cfg.OnPeer != nil {
+		x.background(func() { x.cfg.OnPeer(gossip.PeerID(p.String()), true) })
 	}
-	x.background(func() {
-		if x.cfg.OnPeer != nil {
-			x.cfg.OnPeer(gossip.PeerID(p.String()), true)
-		}
-		x.pushAddrs(p)
-	})
 }
 
 func (x *Host) onDisconnected(n network.Network, c network.Conn) {
@@ -309,7 +356,7 @@ func (x *Host) onDisconnected(n network.Network, c network.Conn) {
 	}
 	x.mu.Lock()
 	if kp := x.known[p]; kp != nil {
-		kp.exchanged = time.Time{}
+		kp.up = false
 		kp.nextDial = time.Now().Add(x.cfg.RedialInterval)
 	}
 	x.mu.Unlock()

@@ -173,13 +173,20 @@ func TestQUICOnly(t *testing.T) {
 	}
 }
 
-func TestPeerExchangeJoinsAChain(t *testing.T) {
+func TestAddAddrsJoinsLearnedPeers(t *testing.T) {
 	hub := newHost(t, Config{RedialInterval: 100 * time.Millisecond})
 	var hosts []*Host
 	for range 3 {
 		hosts = append(hosts, newHost(t, Config{Bootstrap: hub.Addrs(), RedialInterval: 100 * time.Millisecond}))
 	}
-	// Each leaf knows only the hub; exchange must connect the leaves.
+	// Each leaf is told the others' addresses, as peer exchange would.
+	for _, h := range hosts {
+		for _, o := range hosts {
+			if err := h.AddAddrs(o.Self(), o.Addrs()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	for i, h := range hosts {
 		for j, o := range hosts {
 			if i != j {
@@ -189,6 +196,12 @@ func TestPeerExchangeJoinsAChain(t *testing.T) {
 	}
 	if got := len(hub.Peers()); got != 3 {
 		t.Fatalf("hub has %d peers, want 3", got)
+	}
+	if len(hosts[0].PeerAddrs(hosts[1].Self())) == 0 {
+		t.Fatal("no addresses recorded for a learned peer")
+	}
+	if err := hosts[0].AddAddrs(hosts[1].Self(), []string{"garbage"}); !errors.Is(err, ErrBadAddr) {
+		t.Fatalf("bad learned address: err = %v", err)
 	}
 }
 
