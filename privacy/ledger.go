@@ -64,6 +64,25 @@ type Ledger struct {
 	budget float64
 	delta  float64
 	st     ledgerState
+	// stepCache holds the one-step RDP of recent (noise multiplier,
+	// sampling rate) pairs: a node charges the same pair every round, and
+	// fractional orders cost thousands of series terms.
+	stepCache map[[2]float64][]float64
+}
+
+const stepCacheSize = 16
+
+func (l *Ledger) stepRDP(noiseMultiplier, samplingRate float64) []float64 {
+	k := [2]float64{noiseMultiplier, samplingRate}
+	if r, ok := l.stepCache[k]; ok {
+		return r
+	}
+	if len(l.stepCache) >= stepCacheSize {
+		clear(l.stepCache)
+	}
+	r := stepRDP(l.st.Orders, noiseMultiplier, samplingRate)
+	l.stepCache[k] = r
+	return r
 }
 
 // ledgerState is what is persisted (JSON, versioned).
@@ -108,7 +127,7 @@ func NewLedger(store LedgerStore, budget, delta float64) (*Ledger, error) {
 	if !(delta > 0 && delta < 1) {
 		return nil, fmt.Errorf("%w: delta = %v (want 0 < δ < 1)", ErrBadParameter, delta)
 	}
-	l := &Ledger{store: store, budget: budget, delta: delta}
+	l := &Ledger{store: store, budget: budget, delta: delta, stepCache: map[[2]float64][]float64{}}
 	data, ok, err := store.LoadLedger()
 	if err != nil {
 		return nil, fmt.Errorf("load privacy ledger: %w", err)
@@ -130,7 +149,32 @@ func NewLedger(store LedgerStore, budget, delta float64) (*Ledger, error) {
 			Tiers:   map[string]*tierState{},
 		}
 	}
+	// ε at a smaller δ is also valid at a larger one, so the high-water
+	// marks keep spent ε from going down when the configured δ changes.
+	if l.raiseHighWater() {
+		if err := l.persist(); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
+}
+
+// raiseHighWater lifts the stored high-water marks to the ε computed at the
+// ledger's δ and reports whether any moved.
+func (l *Ledger) raiseHighWater() bool {
+	moved := false
+	if eps, _ := l.st.Total.accountant(l.st.Orders).Epsilon(l.delta); eps > l.st.HighWater {
+		l.st.HighWater, moved = eps, true
+	}
+	for _, ts := range l.st.Tiers {
+		if ts.Noised.Steps == 0 {
+			continue
+		}
+		if eps, _ := ts.Noised.accountant(l.st.Orders).Epsilon(l.delta); eps > ts.HighWater {
+			ts.HighWater, moved = eps, true
+		}
+	}
+	return moved
 }
 
 // decodeLedger parses and checks stored ledger bytes: nothing in them is
@@ -264,11 +308,9 @@ func (l *Ledger) Charge(tier Tier, round uint64, noiseMultiplier, samplingRate f
 		l.restore(prev)
 		return fmt.Errorf("%w: round %d, tier %v: %s", ErrBudgetExceeded, round, tier, l.st.Reason)
 	}
+	step := l.stepRDP(noiseMultiplier, samplingRate)
 	total := l.st.Total.accountant(l.st.Orders)
-	if err := total.Compose(noiseMultiplier, samplingRate, 1); err != nil {
-		l.restore(prev)
-		return fmt.Errorf("round %d, tier %v: %w", round, tier, err)
-	}
+	total.addSteps(step, 1)
 	eps, _ := total.Epsilon(l.delta)
 	eps = math.Max(eps, l.st.HighWater)
 	if l.budget > 0 && eps > l.budget {
@@ -284,10 +326,7 @@ func (l *Ledger) Charge(tier Tier, round uint64, noiseMultiplier, samplingRate f
 		return err
 	}
 	ta := ts.Noised.accountant(l.st.Orders)
-	if err := ta.Compose(noiseMultiplier, samplingRate, 1); err != nil {
-		l.restore(prev)
-		return fmt.Errorf("round %d, tier %v: %w", round, tier, err)
-	}
+	ta.addSteps(step, 1)
 	tierEps, _ := ta.Epsilon(l.delta)
 	l.st.Total = stateOf(total)
 	l.st.HighWater = eps
