@@ -269,7 +269,14 @@ func stateOf(a *Accountant) accountantState {
 
 // Charge records one release at tier in round. noiseMultiplier is σ divided
 // by the clip bound (0 for a release without noise), samplingRate the
-// node's probability of taking part in a round (1 if it always does). A
+// node's probability of taking part in a round (1 if it always does).
+//
+// A samplingRate below 1 claims privacy amplification by sampling, which
+// holds only if peers cannot tell whether the node's data went into a
+// round: the node must decide each round by a secret coin of that
+// probability and, when it sits out, still publish a noise-only update.
+// A node whose releases show when it took part charges each release it
+// makes with samplingRate 1. A
 // noised release that would exceed the budget is refused with
 // ErrBudgetExceeded before anything is charged; the ledger then stays
 // exhausted. Every accepted charge is persisted before Charge returns; if

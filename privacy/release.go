@@ -29,6 +29,11 @@ type ReleaseReport struct {
 // The sensitivity clipBound is that of adding or removing one node's
 // contribution (its clipped update against none), the convention of
 // user-level DP-FedAvg and of the accountant's subsampling analysis.
+//
+// A Public release also drops what the noise does not cover: the quality
+// metrics (daf.quality) are removed and the sample count set to 1, since
+// both are computed from the node's data and would otherwise be
+// published exactly. Aggregators then weigh Public updates equally.
 func PrepareRelease(u *adapter.Update, tier Tier, epsilon, delta, clipBound float64, rng *rand.Rand) (ReleaseReport, error) {
 	if u == nil {
 		return ReleaseReport{}, fmt.Errorf("%w: no update to release", ErrBadParameter)
@@ -61,6 +66,8 @@ func PrepareRelease(u *adapter.Update, tier Tier, epsilon, delta, clipBound floa
 	if tier == Public {
 		AddGaussianNoise(u, sigma, rng)
 		rep.Sigma, rep.NoiseMultiplier, rep.Noised = sigma, sigma/clipBound, true
+		u.Meta.Quality = nil
+		u.Meta.Samples = 1
 	}
 	u.Meta.Tier = tier.String()
 	return rep, nil

@@ -12,6 +12,8 @@ import (
 
 func TestPrepareReleaseTenantClipsWithoutNoise(t *testing.T) {
 	u := testUpdate(map[string][]float32{"coarse": {3, 0}, "fine": {0, 4}})
+	u.Meta.Samples = 40
+	u.Meta.Quality = map[string]adapter.GroupQuality{"fine": {PPLBefore: 3}}
 	rep, err := PrepareRelease(u, Tenant, 1, 1e-5, 2, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -22,7 +24,7 @@ func TestPrepareReleaseTenantClipsWithoutNoise(t *testing.T) {
 	if n := u.L2(); n > 2 || n < 2-1e-6 {
 		t.Errorf("norm %v, want 2", n)
 	}
-	if u.Meta.Tier != "tenant" {
+	if u.Meta.Tier != "tenant" || u.Meta.Samples != 40 || u.Meta.Quality["fine"].PPLBefore != 3 {
 		t.Errorf("daf.tier = %q", u.Meta.Tier)
 	}
 }
@@ -31,9 +33,14 @@ func TestPrepareReleasePublicNoises(t *testing.T) {
 	const n = 30000
 	u := testUpdate(map[string][]float32{"coarse": make([]float32, n)})
 	u.Get("coarse", key).Data[0] = 10
+	u.Meta.Samples = 5000
+	u.Meta.Quality = map[string]adapter.GroupQuality{"coarse": {PPLBefore: 12, PPLAfter: 10}}
 	rep, err := PrepareRelease(u, Public, 1, 1e-5, 0.5, rand.New(rand.NewPCG(3, 4)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if u.Meta.Quality != nil || u.Meta.Samples != 1 || u.Meta.Tier != "public" {
+		t.Errorf("public release keeps data-dependent metadata: samples %v quality %v", u.Meta.Samples, u.Meta.Quality)
 	}
 	wantSigma, _ := AnalyticGaussianSigma(1, 1e-5, 0.5)
 	if !rep.Noised || rep.Sigma != wantSigma || math.Abs(rep.NoiseMultiplier-wantSigma/0.5) > 1e-15 || math.Abs(rep.ClipFactor-0.05) > 1e-8 {
