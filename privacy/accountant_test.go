@@ -360,3 +360,21 @@ func TestEpsilonZeroMeansZeroDelta(t *testing.T) {
 		t.Errorf("δ=1e-5: ε = %v, want > 0", eps)
 	}
 }
+
+// RDP is non-decreasing in the order: the integer-order and the
+// fractional-order series, interleaved, must agree with that.
+func TestRDPMonotoneInOrder(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		z := rapid.Float64Range(0.5, 10).Draw(t, "z")
+		q := rapid.Float64Range(1e-4, 0.99).Draw(t, "q")
+		orders := []float64{1.01, 1.5, 2, 2.000001, 2.5, 3, 3.5, 4, 7.25, 8, 8.5, 9, 31.5, 32, 32.5}
+		prev := 0.0
+		for _, a := range orders {
+			r := rdpSubsampledGaussian(q, z, a)
+			if math.IsNaN(r) || r < prev*(1-1e-9)-1e-15 {
+				t.Fatalf("q=%v z=%v: RDP at order %v is %v, below %v at the previous order", q, z, a, r, prev)
+			}
+			prev = r
+		}
+	})
+}

@@ -54,6 +54,8 @@ func TestTieredFederationRoutesByScope(t *testing.T) {
 		scoped("e", Public, "", 40),
 		scoped("f", Private, "", 1000), // must never arrive
 		{Meta: adapter.Metadata{Node: "g", Tier: "bogus"}},
+		scoped("me", Group, "g1", 1000), // our own release, relayed back
+		scoped("a", Group, "g1", 1000),  // a second copy of a's
 	}
 	res := f.Federate(own, received)
 	if res.Private != local {
@@ -78,7 +80,7 @@ func TestTieredFederationRoutesByScope(t *testing.T) {
 			t.Errorf("node %s: dropped reason %q, want it to mention %q", node, dropped[node], reason)
 		}
 	}
-	if len(res.Dropped) != 4 {
+	if len(res.Dropped) != 6 || !strings.Contains(res.Dropped[4].Reason, "duplicate") || !strings.Contains(res.Dropped[5].Reason, "duplicate") {
 		t.Errorf("dropped %v", res.Dropped)
 	}
 	if res.Scope(Scope{Group, "g2"}) != nil {

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"pgregory.net/rapid"
 )
 
 // Published: Balle and Wang's calibration gives σ ≈ 3.7306 at (1, 1e-5).
@@ -223,4 +225,43 @@ func TestAddGaussianNoiseDistribution(t *testing.T) {
 	if d := c.Get("coarse", "layers.0.q_proj.lora_A.weight").Data; d[0] != 1 || d[1] != 2 || d[2] != 3 {
 		t.Errorf("σ outside (0, ∞) changed the update: %v", d)
 	}
+}
+
+// As ε → 0 the analytic mechanism needs only enough noise for (0, δ)-DP:
+// Φ(a) - e^ε·Φ(b) ≈ 1/(s√(2π)) - ε/2 ≤ δ, i.e. s → 1/((δ + ε/2)√(2π)),
+// while the classic σ grows as 1/ε.
+func TestAnalyticSigmaAtTinyEpsilon(t *testing.T) {
+	for _, c := range [][2]float64{{1e-30, 1e-5}, {1e-45, 1e-40}, {1e-12, 1e-9}} {
+		got, err := AnalyticGaussianSigma(c[0], c[1], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 1 / ((c[1] + c[0]/2) * math.Sqrt(2*math.Pi))
+		if relErr(got, want) > 1e-6 {
+			t.Errorf("ε=%v δ=%v: σ = %v, want %v", c[0], c[1], got, want)
+		}
+	}
+}
+
+// Less privacy needs less noise: σ falls as ε or δ grows, over the whole
+// range, tiny values included.
+func TestAnalyticSigmaMonotone(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		logEps := rapid.Float64Range(-40, 3).Draw(t, "log10 ε")
+		logDelta := rapid.Float64Range(-200, -0.5).Draw(t, "log10 δ")
+		step := rapid.Float64Range(0.01, 2).Draw(t, "step")
+		eps, delta := math.Pow(10, logEps), math.Pow(10, logDelta)
+		s, err := AnalyticGaussianSigma(eps, delta, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sEps, _ := AnalyticGaussianSigma(eps*math.Pow(10, step), delta, 1)
+		sDelta, _ := AnalyticGaussianSigma(eps, math.Min(delta*math.Pow(10, step), 0.9), 1)
+		if sEps > s*(1+1e-12) || sDelta > s*(1+1e-12) {
+			t.Fatalf("ε=%v δ=%v: σ=%v, with larger ε %v, with larger δ %v", eps, delta, s, sEps, sDelta)
+		}
+		if gaussianLogDelta(eps, s) > math.Log(delta) {
+			t.Fatalf("ε=%v δ=%v: σ=%v does not meet δ", eps, delta, s)
+		}
+	})
 }

@@ -319,6 +319,10 @@ func (l *Ledger) Charge(tier Tier, round uint64, noiseMultiplier, samplingRate f
 	total := l.st.Total.accountant(l.st.Orders)
 	total.addSteps(step, 1)
 	eps, _ := total.Epsilon(l.delta)
+	if math.IsInf(eps, 1) {
+		l.restore(prev)
+		return fmt.Errorf("%w: round %d, tier %v: noise multiplier %v gives no finite ε at any order", ErrBadParameter, round, tier, noiseMultiplier)
+	}
 	eps = math.Max(eps, l.st.HighWater)
 	if l.budget > 0 && eps > l.budget {
 		l.restore(prev)

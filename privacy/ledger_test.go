@@ -84,6 +84,9 @@ func TestLedgerUnprotectedReleases(t *testing.T) {
 			t.Errorf("z=%v q=%v: %v", c[0], c[1], err)
 		}
 	}
+	if err := l.Charge(Public, 5, 1e-200, 1); !errors.Is(err, ErrBadParameter) {
+		t.Errorf("noise multiplier 1e-200: %v", err)
+	}
 	if l.Spent() != 0 || len(l.SpentByTier()) != 0 {
 		t.Errorf("refused charges changed the ledger: %v %v", l.Spent(), l.SpentByTier())
 	}

@@ -60,6 +60,11 @@ func PrepareRelease(u *adapter.Update, tier Tier, epsilon, delta, clipBound floa
 		if err != nil {
 			return ReleaseReport{}, fmt.Errorf("release at tier public: %w", err)
 		}
+		// Noise this large would overflow float32 values; such an ε
+		// releases nothing useful anyway.
+		if s > math.MaxFloat32/64 {
+			return ReleaseReport{}, fmt.Errorf("%w: epsilon = %v gives noise σ = %g, beyond float32 range", ErrBadParameter, epsilon, s)
+		}
 		sigma = s
 	}
 	rep := ReleaseReport{ClipFactor: Clip(u, clipBound)}
@@ -137,6 +142,9 @@ func NoiseAggregate(agg *adapter.Update, strategy string, clipBound float64, wei
 	sigma, err := AnalyticGaussianSigma(epsilon, delta, sens)
 	if err != nil {
 		return ReleaseReport{}, err
+	}
+	if sigma > math.MaxFloat32/64 {
+		return ReleaseReport{}, fmt.Errorf("%w: epsilon = %v gives noise σ = %g, beyond float32 range", ErrBadParameter, epsilon, sigma)
 	}
 	AddGaussianNoise(agg, sigma, rng)
 	return ReleaseReport{ClipFactor: 1, Sigma: sigma, NoiseMultiplier: sigma / sens, Noised: true}, nil

@@ -79,11 +79,18 @@ func TestPrepareReleaseRefusesUnchanged(t *testing.T) {
 		{"clip 0", testUpdate(map[string][]float32{"coarse": {30}}), Tenant, 1, 0, nil, ErrBadParameter},
 		{"clip NaN", testUpdate(map[string][]float32{"coarse": {30}}), Group, 1, math.NaN(), nil, ErrBadParameter},
 		{"public ε 0", testUpdate(map[string][]float32{"coarse": {30}}), Public, 0, 1, rand.New(rand.NewPCG(1, 1)), ErrBadParameter},
+		{"public σ beyond float32", testUpdate(map[string][]float32{"coarse": {30}}), Public, 1e-45, 1, rand.New(rand.NewPCG(1, 1)), ErrBadParameter},
 		{"public no rng", testUpdate(map[string][]float32{"coarse": {30}}), Public, 1, 1, nil, ErrBadParameter},
 		{"nil update", nil, Tenant, 1, 1, nil, ErrBadParameter},
 	}
 	for _, c := range cases {
-		_, err := PrepareRelease(c.u, c.tier, c.eps, 1e-5, c.clip, c.rng)
+		delta := 1e-5
+		if c.eps == 1e-45 {
+			// As ε → 0 the analytic σ tends to 1/(δ√(2π)), finite: only
+			// a tiny δ as well pushes it past float32.
+			delta = 1e-300
+		}
+		_, err := PrepareRelease(c.u, c.tier, c.eps, delta, c.clip, c.rng)
 		if !errors.Is(err, c.want) {
 			t.Errorf("%s: err %v, want %v", c.name, err, c.want)
 		}
