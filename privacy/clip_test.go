@@ -50,8 +50,8 @@ func TestClipLeavesSmallAndZeroUpdates(t *testing.T) {
 }
 
 // After clipping the norm never exceeds the bound, whatever the scale of
-// the values (float32 rounding included), and each value is the float64
-// scaling of the original to float32 precision.
+// the values (float32 rounding included), and each value is the original
+// times the reported factor, to float32 precision.
 func TestClipProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		seed := rapid.Uint64().Draw(t, "seed")
