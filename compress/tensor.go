@@ -19,36 +19,59 @@ const headerLen = 6
 
 // stats is what one pass over a tensor learns before choosing a codec.
 type stats struct {
-	min, max     float32
-	nonZero      int
-	minNZ, maxNZ float32
+	min, max float32
+	nonZero  int
 }
 
-// scan checks every value is finite and collects min/max overall and over
-// the non-zeros, in one pass.
+// scan checks every value is finite and finds min, max and the number of
+// non-zeros in one pass. The loop is branch-light on purpose (four
+// independent accumulators, the exponent check folded into a running
+// maximum) because it runs over every value of every update; the index of a
+// bad value is only searched for once one is known to exist.
 func scan(data []float32) (stats, error) {
-	st := stats{min: float32(math.Inf(1)), max: float32(math.Inf(-1)), minNZ: float32(math.Inf(1)), maxNZ: float32(math.Inf(-1))}
-	for i, v := range data {
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
-			return st, fmt.Errorf("%w: element %d is %v", ErrNonFinite, i, v)
+	if len(data) == 0 {
+		return stats{}, nil
+	}
+	mn, mx := data[0], data[0]
+	var nz int
+	var ex uint32
+	for _, v := range data {
+		b := math.Float32bits(v)
+		ex = max(ex, b&0x7f800000)
+		nz += nonZeroBit(b)
+		if v < mn {
+			mn = v
+		} else if v > mx {
+			mx = v
 		}
-		if v < st.min {
-			st.min = v
-		}
-		if v > st.max {
-			st.max = v
-		}
-		if v != 0 {
-			st.nonZero++
-			if v < st.minNZ {
-				st.minNZ = v
-			}
-			if v > st.maxNZ {
-				st.maxNZ = v
+	}
+	if ex == 0x7f800000 {
+		for i, v := range data {
+			if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+				return stats{}, fmt.Errorf("%w: element %d is %v", ErrNonFinite, i, v)
 			}
 		}
 	}
-	return st, nil
+	return stats{min: mn, max: mx, nonZero: nz}, nil
+}
+
+// nonZeroBit is 1 for any float32 bit pattern other than ±0, without a
+// branch: x | −x has its top bit set exactly when x ≠ 0.
+func nonZeroBit(bits uint32) int {
+	x := bits << 1
+	return int((x | -x) >> 31)
+}
+
+// nonZeroRange is min and max over the non-zero values, needed only by the
+// sparse codec.
+func nonZeroRange(data []float32) (lo, hi float32) {
+	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, v := range data {
+		if v != 0 {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	return lo, hi
 }
 
 // EncodeTensor encodes data with the codec the options and the data call for
@@ -120,11 +143,12 @@ func encodeSparse(data []float32, st stats, opt Options) []byte {
 		}
 		return b
 	}
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.minNZ))
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.maxNZ))
+	minNZ, maxNZ := nonZeroRange(values)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(minNZ))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(maxNZ))
 	start := len(b)
 	b = b[:start+packedLen(count, bits)]
-	lo, inv := quantParams(st.minNZ, st.maxNZ, bits)
+	lo, inv := quantParams(minNZ, maxNZ, bits)
 	quantizeInto(b[start:], values, bits, lo, inv, opt)
 	return b
 }
