@@ -245,40 +245,26 @@ func TestSparseDecoderRejects(t *testing.T) {
 		binary.LittleEndian.PutUint32(c[headerLen+4+4*j:], v)
 		return c
 	}
+	mod := func(f func(c []byte)) []byte {
+		c := append([]byte(nil), good...)
+		f(c)
+		return c
+	}
+	le := binary.LittleEndian
 	cases := map[string][]byte{
-		"out of range": idx(good, 2, 100),
-		"duplicate":    idx(good, 1, 3),
-		"unsorted":     idx(good, 1, 2),
-		"count above n": func() []byte {
-			c := append([]byte(nil), good...)
-			binary.LittleEndian.PutUint32(c[headerLen:], 101)
-			return c
-		}(),
-		"count disagrees": func() []byte {
-			c := append([]byte(nil), good...)
-			binary.LittleEndian.PutUint32(c[headerLen:], 2)
-			return c
-		}(),
-		"truncated": good[:len(good)-1],
-		"trailing":  append(append([]byte(nil), good...), 0),
-		"bits 0":    func() []byte { c := append([]byte(nil), good...); c[1] = 0; return c }(),
-		"bits 17":   func() []byte { c := append([]byte(nil), good...); c[1] = 17; return c }(),
-		"NaN min": func() []byte {
-			c := append([]byte(nil), good...)
-			binary.LittleEndian.PutUint32(c[headerLen+4+12:], 0x7fc00000)
-			return c
-		}(),
-		"min above max": func() []byte {
-			c := append([]byte(nil), good...)
-			binary.LittleEndian.PutUint32(c[headerLen+4+12:], math.Float32bits(10))
-			return c
-		}(),
-		"unknown codec": func() []byte { c := append([]byte(nil), good...); c[0] = 9; return c }(),
-		"n over the limit": func() []byte {
-			c := append([]byte(nil), good...)
-			binary.LittleEndian.PutUint32(c[2:], 1<<31)
-			return c
-		}(),
+		"out of range":     idx(good, 2, 100),
+		"duplicate":        idx(good, 1, 3),
+		"unsorted":         idx(good, 1, 2),
+		"count above n":    mod(func(c []byte) { le.PutUint32(c[headerLen:], 101) }),
+		"count disagrees":  mod(func(c []byte) { le.PutUint32(c[headerLen:], 2) }),
+		"truncated":        good[:len(good)-1],
+		"trailing":         append(append([]byte(nil), good...), 0),
+		"bits 0":           mod(func(c []byte) { c[1] = 0 }),
+		"bits 17":          mod(func(c []byte) { c[1] = 17 }),
+		"NaN min":          mod(func(c []byte) { le.PutUint32(c[headerLen+4+12:], 0x7fc00000) }),
+		"min above max":    mod(func(c []byte) { le.PutUint32(c[headerLen+4+12:], math.Float32bits(10)) }),
+		"unknown codec":    mod(func(c []byte) { c[0] = 9 }),
+		"n over the limit": mod(func(c []byte) { le.PutUint32(c[2:], 1<<31) }),
 	}
 	for name, b := range cases {
 		if _, err := DecodeTensor(b, 1<<20); err == nil {
