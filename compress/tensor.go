@@ -24,26 +24,26 @@ type stats struct {
 }
 
 // scan checks every value is finite and finds min, max and the number of
-// non-zeros in one pass. The loop is branch-light on purpose (four
-// independent accumulators, the exponent check folded into a running
-// maximum) because it runs over every value of every update; the index of a
-// bad value is only searched for once one is known to exist.
+// non-zeros in one pass. It runs over every value of every update, so the
+// loop has no branches: the exponent check is a running maximum, and min/max
+// are taken on order-preserving integer keys of the bit patterns (integer
+// min/max compile to conditional moves, float min/max to several
+// instructions for their NaN and signed-zero rules, which cannot occur here
+// once the exponent check passes). The index of a bad value is searched for
+// only once one is known to exist.
 func scan(data []float32) (stats, error) {
 	if len(data) == 0 {
 		return stats{}, nil
 	}
-	mn, mx := data[0], data[0]
 	var nz int
 	var ex uint32
+	lo, hi := int32(math.MaxInt32), int32(math.MinInt32)
 	for _, v := range data {
 		b := math.Float32bits(v)
 		ex = max(ex, b&0x7f800000)
 		nz += nonZeroBit(b)
-		if v < mn {
-			mn = v
-		} else if v > mx {
-			mx = v
-		}
+		k := orderKey(b)
+		lo, hi = min(lo, k), max(hi, k)
 	}
 	if ex == 0x7f800000 {
 		for i, v := range data {
@@ -52,7 +52,16 @@ func scan(data []float32) (stats, error) {
 			}
 		}
 	}
-	return stats{min: mn, max: mx, nonZero: nz}, nil
+	return stats{min: fromOrderKey(lo), max: fromOrderKey(hi), nonZero: nz}, nil
+}
+
+// orderKey maps float32 bits to an int32 that sorts like the float (for
+// non-NaN values): negative floats have their magnitude bits flipped so that
+// larger magnitudes sort lower. fromOrderKey is its inverse.
+func orderKey(b uint32) int32 { return int32(b) ^ int32(uint32(int32(b)>>31)>>1) }
+
+func fromOrderKey(k int32) float32 {
+	return math.Float32frombits(uint32(k ^ int32(uint32(k>>31)>>1)))
 }
 
 // nonZeroBit is 1 for any float32 bit pattern other than ±0, without a

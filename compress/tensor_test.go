@@ -413,3 +413,24 @@ func TestCompressionRatios(t *testing.T) {
 		t.Fatalf("99%%-sparse ratio %v, want ≥ 40", r)
 	}
 }
+
+func TestOrderKeySortsLikeFloats(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		a := rapid.Float32().Draw(t, "a")
+		b := rapid.Float32().Draw(t, "b")
+		if math.IsNaN(float64(a)) || math.IsNaN(float64(b)) {
+			return
+		}
+		ka, kb := orderKey(math.Float32bits(a)), orderKey(math.Float32bits(b))
+		if a < b && ka >= kb || a > b && ka <= kb {
+			t.Fatalf("%v vs %v: keys %d, %d", a, b, ka, kb)
+		}
+		if math.Float32bits(fromOrderKey(ka)) != math.Float32bits(a) {
+			t.Fatalf("key of %v does not invert", a)
+		}
+	})
+	st, err := scan([]float32{3, -7.5, 0, 2e30, -1e-30})
+	if err != nil || st.min != -7.5 || st.max != 2e30 || st.nonZero != 4 {
+		t.Fatalf("scan: %+v %v", st, err)
+	}
+}
