@@ -108,9 +108,8 @@ func EncodeTensor(data []float32, opt Options) ([]byte, error) {
 		return encodeSparse(data, st, opt), nil
 	case bits == RawBits:
 		b := header(codecRaw, RawBits, n, 4*n)
-		for _, v := range data {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-		}
+		b = b[:headerLen+4*n]
+		putRaw(b[headerLen:], data)
 		return b, nil
 	default:
 		b := header(codecDense, bits, n, 8+packedLen(n, bits))
@@ -147,9 +146,9 @@ func encodeSparse(data []float32, st stats, opt Options) []byte {
 		}
 	}
 	if bits == RawBits {
-		for _, v := range values {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-		}
+		start := len(b)
+		b = b[:start+4*count]
+		putRaw(b[start:], values)
 		return b
 	}
 	minNZ, maxNZ := nonZeroRange(values)
@@ -268,13 +267,27 @@ func decodeSparse(body []byte, n, bits int) ([]float32, error) {
 	return out, nil
 }
 
+func putRaw(dst []byte, vals []float32) {
+	dst = dst[:4*len(vals)]
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
+	}
+}
+
 func decodeRaw(out []float32, body []byte) error {
+	body = body[:4*len(out)]
+	var ex uint32
 	for i := range out {
-		v := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
-			return fmt.Errorf("%w: raw element %d is %v", ErrNonFinite, i, v)
+		bits := binary.LittleEndian.Uint32(body[4*i:])
+		ex = max(ex, bits&0x7f800000)
+		out[i] = math.Float32frombits(bits)
+	}
+	if ex == 0x7f800000 {
+		for i, v := range out {
+			if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+				return fmt.Errorf("%w: raw element %d is %v", ErrNonFinite, i, v)
+			}
 		}
-		out[i] = v
 	}
 	return nil
 }
