@@ -25,6 +25,9 @@ type blockCache struct {
 	probs []float32    // heads × L × L
 	ctx   []float32    // attention output before o_proj (L×d)
 	hmid  []float32    // residual stream after attention (L×d)
+	qT    []float32    // q, k, v transposed (d×L), for the per-head products
+	kT    []float32
+	vT    []float32
 	ln2   normCache
 	up    []float32 // MLP pre-activation (L×FF)
 	act   []float32 // ReLU(up)
@@ -46,6 +49,7 @@ type seqWork struct {
 	// backward scratch
 	dh, dx, da, dq, dk, dv, dctx []float32
 	dP                           []float32
+	ctxT, dctxT, dqT, dkT, dvT   []float32 // d×L
 	dmid                         []float32
 	dup                          []float32
 	dzm                          []float32
@@ -64,6 +68,7 @@ func newSeqWork(c ModelConfig) *seqWork {
 		for m := range b.smid {
 			b.smid[m] = make([]float32, L*c.Rank)
 		}
+		b.qT, b.kT, b.vT = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 		b.probs = make([]float32, c.Heads*L*L)
 		b.ctx = make([]float32, L*d)
 		b.hmid = make([]float32, L*d)
@@ -78,6 +83,8 @@ func newSeqWork(c ModelConfig) *seqWork {
 	w.dh, w.dx, w.da = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 	w.dq, w.dk, w.dv, w.dctx = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 	w.dP = make([]float32, L*L)
+	w.ctxT, w.dctxT = make([]float32, L*d), make([]float32, L*d)
+	w.dqT, w.dkT, w.dvT = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 	w.dmid = make([]float32, L*c.Rank)
 	w.dup = make([]float32, L*f)
 	w.dzm = make([]float32, L*d)
@@ -137,6 +144,16 @@ func layerNormBack(nc *normCache, dout, g, dx, dg, db []float32, rows, d int) {
 	}
 }
 
+// transpose writes the cols×rows transpose of src (rows×cols) into dst.
+func transpose(dst, src []float32, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		row := src[i*cols : (i+1)*cols]
+		for j, v := range row {
+			dst[j*rows+i] = v
+		}
+	}
+}
+
 func addBias(y, b []float32, rows int) {
 	n := len(b)
 	for i := 0; i < rows; i++ {
@@ -184,24 +201,32 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 			matmul(out, a, lin.w, L, d, d, false)
 			addBias(out, lin.b, L)
 			if bank != nil {
-				w.loraForward(bc.smid[m], out, a, bank.at[l][m], bank.bt[l][m], ls, L, d, r)
+				w.loraForward(bc.smid[m], out, a, bank.a[l][m], bank.bt[l][m], ls, L, d, r)
 			}
 		}
-		for hd := 0; hd < H; hd++ {
-			off := hd * dh
-			P := bc.probs[hd*L*L : (hd+1)*L*L]
-			mulAdd(false, true, L, L, dh, bc.q[off:], d, bc.k[off:], d, 0, P, L)
+		// Heads work on transposed (d×L) copies so that every product runs
+		// along rows of length L instead of the head width.
+		transpose(bc.qT, bc.q, L, d)
+		transpose(bc.kT, bc.k, L, d)
+		transpose(bc.vT, bc.v, L, d)
+		for head := 0; head < H; head++ {
+			off := head * dh
+			P := bc.probs[head*L*L : (head+1)*L*L]
+			// S = Q_h·K_hᵀ
+			mulAdd(false, false, L, L, dh, bc.q[off:], d, bc.kT[off*L:], L, 0, P, L)
 			for i := 0; i < L; i++ {
 				softmaxScaled(P[i*L:(i+1)*L], scale)
 			}
-			mulAdd(false, false, L, dh, L, P, L, bc.v[off:], d, 0, bc.ctx[off:], d)
+			// ctx_hᵀ = V_hᵀ·Pᵀ
+			mulAdd(false, true, dh, L, L, bc.vT[off*L:], L, P, L, 0, w.ctxT[off*L:], L)
 		}
+		transpose(bc.ctx, w.ctxT, d, L)
 		// o_proj output goes straight into the residual stream.
 		copy(bc.hmid, bc.hin)
 		matmul(bc.hmid, bc.ctx, bp.o.w, L, d, d, true)
 		addBias(bc.hmid, bp.o.b, L)
 		if bank != nil {
-			w.loraForward(bc.smid[3], bc.hmid, bc.ctx, bank.at[l][3], bank.bt[l][3], ls, L, d, r)
+			w.loraForward(bc.smid[3], bc.hmid, bc.ctx, bank.a[l][3], bank.bt[l][3], ls, L, d, r)
 		}
 		layerNorm(&bc.ln2, bc.hmid, bp.ln2.g, bp.ln2.b, L, d)
 		matmul(bc.up, bc.ln2.out, bp.up.w, L, d, c.FF, false)
@@ -227,8 +252,8 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 }
 
 // loraForward adds (α/r)·x·Aᵀ·Bᵀ to out and keeps (α/r)·x·Aᵀ for backward.
-func (w *seqWork) loraForward(smid, out, x, at, bt []float32, ls float32, L, d, r int) {
-	matmul(smid, x, at, L, d, r, false)
+func (w *seqWork) loraForward(smid, out, x, a, bt []float32, ls float32, L, d, r int) {
+	mulAdd(false, true, L, r, d, x, d, a, d, 0, smid, r)
 	for i := range smid {
 		smid[i] *= ls
 	}
@@ -342,13 +367,16 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 			colSum(gp.o.b, dh, L)
 		}
 		if bank != nil {
-			w.loraBack(bc.smid[3], dh, bc.ctx, w.dctx, bank.at[l][3], bank.bt[l][3], dbank, l, 3, L, d, r)
+			w.loraBack(bc.smid[3], dh, bc.ctx, w.dctx, bank.a[l][3], bank.bt[l][3], dbank, l, 3, L, d, r)
 		}
+		transpose(w.dctxT, w.dctx, L, d)
 		for head := 0; head < H; head++ {
 			off := head * hd
 			P := bc.probs[head*L*L : (head+1)*L*L]
-			mulAdd(false, true, L, L, hd, w.dctx[off:], d, bc.v[off:], d, 0, w.dP, L)
-			mulAdd(true, false, L, hd, L, P, L, w.dctx[off:], d, 0, w.dv[off:], d)
+			// ∂P = ∂ctx_h·V_hᵀ; ∂V_hᵀ = ∂ctx_hᵀ·P
+			mulAdd(false, false, L, L, hd, w.dctx[off:], d, bc.vT[off*L:], L, 0, w.dP, L)
+			mulAdd(false, false, hd, L, L, w.dctxT[off*L:], L, P, L, 0, w.dvT[off*L:], L)
+			// softmax backward, with the score scale folded in: ∂S
 			for i := 0; i < L; i++ {
 				pr, dpr := P[i*L:(i+1)*L], w.dP[i*L:(i+1)*L]
 				var dot float32
@@ -359,23 +387,39 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 					dpr[j] = v * (dpr[j] - dot) * scale
 				}
 			}
-			mulAdd(false, false, L, hd, L, w.dP, L, bc.k[off:], d, 0, w.dq[off:], d)
-			mulAdd(true, false, L, hd, L, w.dP, L, bc.q[off:], d, 0, w.dk[off:], d)
+			// ∂Q_hᵀ = K_hᵀ·∂Sᵀ; ∂K_hᵀ = Q_hᵀ·∂S
+			mulAdd(false, true, hd, L, L, bc.kT[off*L:], L, w.dP, L, 0, w.dqT[off*L:], L)
+			mulAdd(false, false, hd, L, L, bc.qT[off*L:], L, w.dP, L, 0, w.dkT[off*L:], L)
 		}
+		transpose(w.dq, w.dqT, d, L)
+		transpose(w.dk, w.dkT, d, L)
+		transpose(w.dv, w.dvT, d, L)
+		// Below the first block only the embeddings remain: with a frozen
+		// base nothing there needs a gradient, so the input side stops here.
+		needInput := l > 0 || dp != nil
 		da = w.da
 		clear(da)
+		var dx []float32
+		if needInput {
+			dx = da
+		}
 		a := bc.ln1.out
 		for m, dy := range [3][]float32{w.dq, w.dk, w.dv} {
 			lin := [3]*linear{&bp.q, &bp.k, &bp.v}[m]
-			matmul(da, dy, lin.wt, L, d, d, true)
+			if needInput {
+				matmul(da, dy, lin.wt, L, d, d, true)
+			}
 			if gp != nil {
 				glin := [3]*linear{&gp.q, &gp.k, &gp.v}[m]
 				matmulTA(glin.w, a, dy, L, d, d)
 				colSum(glin.b, dy, L)
 			}
 			if bank != nil {
-				w.loraBack(bc.smid[m], dy, a, da, bank.at[l][m], bank.bt[l][m], dbank, l, m, L, d, r)
+				w.loraBack(bc.smid[m], dy, a, dx, bank.a[l][m], bank.bt[l][m], dbank, l, m, L, d, r)
 			}
+		}
+		if !needInput {
+			break
 		}
 		if gp != nil {
 			layerNormBack(&bc.ln1, da, bp.ln1.g, dh, gp.ln1.g, gp.ln1.b, L, d)
@@ -400,16 +444,19 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 
 // loraBack accumulates the bank gradient of one adapted module and adds the
 // LoRA path's contribution to dx. dy is ∂/∂(module output).
-func (w *seqWork) loraBack(smid, dy, x, dx, at, bt []float32, dbank *loraParams, l, m, L, d, r int) {
+func (w *seqWork) loraBack(smid, dy, x, dx, a, bt []float32, dbank *loraParams, l, m, L, d, r int) {
 	ls := w.cfg.loraScale()
-	// ∂/∂smid = dy·btᵀ; the chain rule through smid = (α/r)·x·at adds α/r.
+	// ∂/∂smid = dy·btᵀ; the chain rule through smid = (α/r)·x·Aᵀ adds α/r.
 	mulAdd(false, true, L, r, d, dy, d, bt, d, 0, w.dmid, r)
 	for i := range w.dmid {
 		w.dmid[i] *= ls
 	}
 	if dbank != nil {
 		matmulTA(dbank.bt[l][m], smid, dy, L, r, d)
-		matmulTA(dbank.at[l][m], x, w.dmid, L, d, r)
+		// ∂A (r×d) = dmidᵀ·x
+		mulAdd(true, false, r, d, L, w.dmid, r, x, d, 1, dbank.a[l][m], d)
 	}
-	mulAdd(false, true, L, d, r, w.dmid, r, at, r, 1, dx, d)
+	if dx != nil {
+		matmul(dx, w.dmid, a, L, r, d, true)
+	}
 }
