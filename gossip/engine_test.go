@@ -279,3 +279,26 @@ func TestSendFailureAllowsOfferLater(t *testing.T) {
 		t.Fatal("a peer that refused the release was offered it again")
 	}
 }
+
+// FuzzReceive: any bytes from the network end in exactly one counted
+// result, never a panic.
+func FuzzReceive(f *testing.F) {
+	seed := newFixture(&testing.T{}, 3)
+	msg, _ := seed.codecs["src"].Pack(5, public, 3, update(1))
+	f.Add(msg)
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fx := newFixture(t, 3)
+		in, err := fx.eng.Receive(t0, "a", b, nil, window)
+		if err == nil {
+			fx.eng.Admit(t0, in, nil)
+		}
+		var total uint64
+		for _, n := range fx.eng.Counters().Received {
+			total += n
+		}
+		if total != 1 {
+			t.Fatalf("%d results counted for one delta", total)
+		}
+	})
+}

@@ -177,11 +177,11 @@ func TestAdaptiveSelectProperties(t *testing.T) {
 
 func TestAddressRange(t *testing.T) {
 	for addr, want := range map[string]string{
-		"/ip4/10.1.2.3/tcp/4001":         "10.1.0.0/16",
+		"/ip4/10.1.2.3/tcp/4001":          "10.1.0.0/16",
 		"/ip6/2001:db8:1:2::5/udp/1/quic": "2001:db8:1::/48",
-		"192.168.7.1:4001":               "192.168.0.0/16",
-		"[2001:db8::1]:4001":             "2001:db8::/48",
-		"node.example.org:4001":          "node.example.org",
+		"192.168.7.1:4001":                "192.168.0.0/16",
+		"[2001:db8::1]:4001":              "2001:db8::/48",
+		"node.example.org:4001":           "node.example.org",
 	} {
 		if got := addressRange(PeerInfo{Addrs: []string{addr}}); got != want {
 			t.Errorf("addressRange(%q) = %q, want %q", addr, got, want)
