@@ -19,6 +19,19 @@ type Envelope struct {
 	Size     int // bytes on the wire
 }
 
+// ReleaseKey names a release from an envelope's header and signature bytes
+// alone, before any verification. Every relayed copy of a release carries
+// the same signature, so a copy whose key matches a release already verified
+// is a duplicate and is dropped without hashing its payload. A forger who
+// glues a genuine signature onto other bytes gains nothing: the genuine
+// release is already held.
+type ReleaseKey struct {
+	Source    PeerID
+	Round     uint64
+	Scope     Membership
+	Signature string
+}
+
 // Codec turns updates into signed envelope messages and back. The product's
 // implementation is packages wire (envelope, size limits, Ed25519),
 // seal (scope keys) and compress (update encoding); package sim has a small
@@ -33,6 +46,9 @@ type Codec interface {
 	// size limits, without opening the payload. Errors wrap ErrMalformed,
 	// ErrTooLarge or ErrSignature.
 	Unpack(msg []byte) (Envelope, error)
+	// Key reads a message's ReleaseKey without verifying anything; errors
+	// wrap ErrMalformed or ErrTooLarge.
+	Key(msg []byte) (ReleaseKey, error)
 	// Open unseals and decodes the payload. Errors wrap ErrSeal or
 	// ErrMalformed.
 	Open(env Envelope) (*adapter.Update, error)

@@ -206,6 +206,7 @@ func (e *Engine) Receive(now time.Time, from PeerID, msg []byte, pre *Inbound, w
 func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbound, error) {
 	var in Inbound
 	var openErr error
+	var verifiedKey *ReleaseKey
 	if pre != nil && pre.Env.Size > 0 {
 		in = *pre
 		in.From = from
@@ -213,11 +214,20 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 			openErr = fmt.Errorf("%w: payload did not open", ErrSeal)
 		}
 	} else {
+		key, err := e.codec.Key(msg)
+		if err != nil {
+			return Inbound{From: from, Msg: msg}, err
+		}
+		if d, ok := e.seen.byKey[key]; ok && e.seen.has(d) {
+			e.seen.addHolder(d, from)
+			return Inbound{From: from, Msg: msg, Env: Envelope{Source: key.Source, Round: key.Round, Scope: key.Scope, Digest: d}}, ErrDuplicate
+		}
 		env, err := e.codec.Unpack(msg)
 		if err != nil {
 			return Inbound{From: from, Msg: msg}, err
 		}
 		in = Inbound{From: from, Env: env, Msg: msg}
+		verifiedKey = &key
 	}
 	env := in.Env
 	if !e.member(env.Scope) {
@@ -234,6 +244,9 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 	}
 	if env.Round < w.Lo || env.Round > w.Hi {
 		return in, fmt.Errorf("%w: round %d, accepting %d..%d", ErrReplay, env.Round, w.Lo, w.Hi)
+	}
+	if verifiedKey != nil {
+		e.seen.byKey[*verifiedKey] = env.Digest
 	}
 	if e.seen.has(env.Digest) {
 		e.seen.addHolder(env.Digest, from)
