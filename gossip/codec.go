@@ -46,15 +46,20 @@ type Codec interface {
 	// size limits, without opening the payload. Errors wrap ErrMalformed,
 	// ErrTooLarge or ErrSignature.
 	Unpack(msg []byte) (Envelope, error)
-	// Key reads a message's ReleaseKey without verifying anything; errors
-	// wrap ErrMalformed or ErrTooLarge.
-	Key(msg []byte) (ReleaseKey, error)
 	// Open unseals and decodes the payload. Errors wrap ErrSeal or
 	// ErrMalformed.
 	Open(env Envelope) (*adapter.Update, error)
 	// WithHops returns msg re-encoded with a new hop count; the signature,
 	// which does not cover the hop count, stays valid.
 	WithHops(msg []byte, hopsLeft int) ([]byte, error)
+}
+
+// KeyReader is an optional Codec method: Key reads a message's ReleaseKey
+// without verifying anything (errors wrap ErrMalformed or ErrTooLarge). A
+// codec that has it lets the engine drop duplicate copies before checking
+// their signatures, which is most of the receive cost of a large update.
+type KeyReader interface {
+	Key(msg []byte) (ReleaseKey, error)
 }
 
 // Filter is the Byzantine check a received update passes before it is

@@ -214,20 +214,22 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 			openErr = fmt.Errorf("%w: payload did not open", ErrSeal)
 		}
 	} else {
-		key, err := e.codec.Key(msg)
-		if err != nil {
-			return Inbound{From: from, Msg: msg}, err
-		}
-		if d, ok := e.seen.byKey[key]; ok && e.seen.has(d) {
-			e.seen.addHolder(d, from)
-			return Inbound{From: from, Msg: msg, Env: Envelope{Source: key.Source, Round: key.Round, Scope: key.Scope, Digest: d}}, ErrDuplicate
+		if kr, ok := e.codec.(KeyReader); ok {
+			key, err := kr.Key(msg)
+			if err != nil {
+				return Inbound{From: from, Msg: msg}, err
+			}
+			if d, ok := e.seen.byKey[key]; ok && e.seen.has(d) {
+				e.seen.addHolder(d, from)
+				return Inbound{From: from, Msg: msg, Env: Envelope{Source: key.Source, Round: key.Round, Scope: key.Scope, Digest: d}}, ErrDuplicate
+			}
+			verifiedKey = &key
 		}
 		env, err := e.codec.Unpack(msg)
 		if err != nil {
 			return Inbound{From: from, Msg: msg}, err
 		}
 		in = Inbound{From: from, Env: env, Msg: msg}
-		verifiedKey = &key
 	}
 	env := in.Env
 	if !e.member(env.Scope) {
