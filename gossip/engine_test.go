@@ -3,6 +3,7 @@ package gossip_test
 import (
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -24,14 +25,24 @@ type fixture struct {
 	keys   *sim.Keyring
 	codecs map[gossip.PeerID]*sim.Codec
 	eng    *gossip.Engine
-	filter *sim.NormFilter
+}
+
+// normCap refuses updates whose L2 norm is above it: the smallest Filter
+// that lets the engine's handling of a Byzantine verdict be tested.
+type normCap float64
+
+func (c normCap) Check(source gossip.PeerID, round uint64, _ gossip.Membership, u *adapter.Update) error {
+	if n := u.L2(); n > float64(c) {
+		return fmt.Errorf("%w: %s round %d norm %v above %v", gossip.ErrByzantine, source, round, n, float64(c))
+	}
+	return nil
 }
 
 // newFixture builds an engine for node "me" that knows peers a…e, all
 // public members, plus codecs to forge messages from anyone.
 func newFixture(t *testing.T, maxHops int) *fixture {
 	t.Helper()
-	f := &fixture{keys: sim.NewKeyring(), codecs: map[gossip.PeerID]*sim.Codec{}, filter: &sim.NormFilter{Multiplier: 10}}
+	f := &fixture{keys: sim.NewKeyring(), codecs: map[gossip.PeerID]*sim.Codec{}, }
 	scopeKeys := map[gossip.Membership][]byte{acme: make([]byte, 32)}
 	for _, id := range []gossip.PeerID{"me", "a", "b", "c", "d", "e", "src"} {
 		priv := sim.NewIdentity(id, 1)
@@ -45,7 +56,7 @@ func newFixture(t *testing.T, maxHops int) *fixture {
 	eng, err := gossip.NewEngine(gossip.EngineConfig{
 		Self: "me", Memberships: []gossip.Membership{public, acme}, FanOut: 2, MaxHops: maxHops,
 		PeerTimeout: time.Hour, ByzantineDetection: true,
-	}, tab, f.codecs["me"], f.filter, nil, rand.New(rand.NewPCG(1, 1)))
+	}, tab, f.codecs["me"], normCap(20), nil, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +244,7 @@ func TestSealedPayloadNeedsScopeKey(t *testing.T) {
 
 func TestByzantineBlameOnlyForSource(t *testing.T) {
 	f := newFixture(t, 3)
-	f.filter.Observe(2) // honest norm: 4 values of 1 → L2 = 2
+	// honest norm: 4 values of 1 → L2 = 2; 4 values of 100 → 200 > 20
 	if _, err := f.eng.Receive(t0, "b", f.pack(t, "src", 5, public, 3, 100), nil, window); !errors.Is(err, gossip.ErrByzantine) {
 		t.Fatalf("oversize update: err = %v, want ErrByzantine", err)
 	}

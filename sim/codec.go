@@ -54,7 +54,7 @@ const codecMagic = "DAFsim1\x00"
 // Layout: magic(8) | hops(1) | len(body)(4) | body | sig(64), where body =
 // source, round(8), tier(1), scope, payload (strings and payload prefixed by
 // a 4-byte length). Payload: per tensor, group, key, rank, dims, float32s
-// (little-endian), then samples as float64.
+// (little-endian), then samples as float64 and the kind (delta | adapter).
 type Codec struct {
 	Self      gossip.PeerID
 	Priv      ed25519.PrivateKey
@@ -290,7 +290,8 @@ func encodeUpdate(u *adapter.Update) []byte {
 			}
 		}
 	}
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(u.Meta.Samples))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(u.Meta.Samples))
+	return appendBytes(b, []byte(u.Meta.Kind))
 }
 
 func decodeUpdate(p []byte) (*adapter.Update, error) {
@@ -322,6 +323,10 @@ func decodeUpdate(p []byte) (*adapter.Update, error) {
 		u.Set(g, k, t)
 	}
 	u.Meta.Samples = math.Float64frombits(r.u64())
+	u.Meta.Kind = adapter.Kind(r.bytes())
+	if u.Meta.Kind != adapter.KindDelta && u.Meta.Kind != adapter.KindAdapter {
+		r.fail()
+	}
 	if r.err != nil || len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: update payload", gossip.ErrMalformed)
 	}
