@@ -42,7 +42,7 @@ func (c normCap) Check(source gossip.PeerID, round uint64, _ gossip.Membership, 
 // public members, plus codecs to forge messages from anyone.
 func newFixture(t *testing.T, maxHops int) *fixture {
 	t.Helper()
-	f := &fixture{keys: sim.NewKeyring(), codecs: map[gossip.PeerID]*sim.Codec{}, }
+	f := &fixture{keys: sim.NewKeyring(), codecs: map[gossip.PeerID]*sim.Codec{}}
 	scopeKeys := map[gossip.Membership][]byte{acme: make([]byte, 32)}
 	for _, id := range []gossip.PeerID{"me", "a", "b", "c", "d", "e", "src"} {
 		priv := sim.NewIdentity(id, 1)
