@@ -49,6 +49,7 @@ type Outbound struct {
 	Source PeerID // whose release it carries
 	Round  uint64
 	Scope  Membership
+	Digest Digest
 }
 
 // Inbound is a received delta that passed verification, opening and the
@@ -146,7 +147,7 @@ func (e *Engine) Offer(now time.Time, rel Release, to PeerID) []Outbound {
 	e.seen.addHolder(rel.Env.Digest, to)
 	e.counters.DeltasSent++
 	e.counters.BytesSent += uint64(len(rel.Msg))
-	return []Outbound{{To: to, Proto: ProtoDelta, Msg: rel.Msg, Source: rel.Env.Source, Round: rel.Env.Round, Scope: rel.Env.Scope}}
+	return []Outbound{{To: to, Proto: ProtoDelta, Msg: rel.Msg, Source: rel.Env.Source, Round: rel.Env.Round, Scope: rel.Env.Scope, Digest: rel.Env.Digest}}
 }
 
 // spread sends msg to fresh peers of the scope that are not known to hold it.
@@ -163,7 +164,7 @@ func (e *Engine) spread(now time.Time, env Envelope, msg []byte) []Outbound {
 	out := make([]Outbound, 0, len(chosen))
 	for _, p := range chosen {
 		e.seen.addHolder(env.Digest, p.ID)
-		out = append(out, Outbound{To: p.ID, Proto: ProtoDelta, Msg: msg, Source: env.Source, Round: env.Round, Scope: env.Scope})
+		out = append(out, Outbound{To: p.ID, Proto: ProtoDelta, Msg: msg, Source: env.Source, Round: env.Round, Scope: env.Scope, Digest: env.Digest})
 		e.counters.DeltasSent++
 		e.counters.BytesSent += uint64(len(msg))
 	}
@@ -292,6 +293,28 @@ func (e *Engine) Admit(now time.Time, in Inbound, verdict error) ([]Outbound, er
 	env := in.Env
 	env.HopsLeft = hops
 	return e.spread(now, env, msg), nil
+}
+
+// SendFailed takes back the assumption that a peer holds a release after a
+// send to it failed on the network, so the release is offered again when
+// the peer reappears. A refusal (ErrRefused) keeps the mark: the peer has
+// it or will not take it.
+func (e *Engine) SendFailed(out Outbound, err error) {
+	e.counters.SendFailures++
+	if errors.Is(err, ErrRefused) {
+		return
+	}
+	if en, ok := e.seen.byDigest[out.Digest]; ok {
+		delete(en.holders, out.To)
+	}
+}
+
+// PeerRestarted forgets which releases a peer was believed to hold: after
+// a restart it holds none, and may be offered them again.
+func (e *Engine) PeerRestarted(id PeerID) {
+	for _, en := range e.seen.byDigest {
+		delete(en.holders, id)
+	}
 }
 
 // Holders lists the peers known to hold a release (for tests and logs).

@@ -46,6 +46,10 @@ type PeerInfo struct {
 	// Contributes is false for a node that relays and aggregates but
 	// trains nothing; rounds do not wait for its update.
 	Contributes bool
+	// Incarnation changes each time the peer restarts (the daemon uses its
+	// start time). A new incarnation has lost whatever it held in memory,
+	// so what we believed it holds is forgotten.
+	Incarnation uint64
 	LastSeen    time.Time
 }
 
@@ -88,16 +92,17 @@ func NewPeerTable(self PeerID) *PeerTable {
 	return &PeerTable{self: self, peers: map[PeerID]*PeerInfo{}}
 }
 
-// Upsert merges what was learned about a peer. Reputation is the table's
-// own judgement: a peer record from the network never sets it, except that
-// a record restored from our store (Reputation > 0 on a new entry) keeps
-// its value. LastSeen only moves forward.
-func (t *PeerTable) Upsert(info PeerInfo) error {
+// Upsert merges what was learned about a peer and reports whether the peer
+// restarted (a new, non-zero incarnation). Reputation is the table's own
+// judgement: a peer record from the network never sets it, except that a
+// record restored from our store (Reputation > 0 on a new entry) keeps its
+// value. LastSeen only moves forward.
+func (t *PeerTable) Upsert(info PeerInfo) (restarted bool, err error) {
 	if info.ID == "" {
-		return fmt.Errorf("%w: peer record without an ID", ErrMalformed)
+		return false, fmt.Errorf("%w: peer record without an ID", ErrMalformed)
 	}
 	if info.ID == t.self {
-		return nil
+		return false, nil
 	}
 	p, ok := t.peers[info.ID]
 	if !ok {
@@ -106,7 +111,11 @@ func (t *PeerTable) Upsert(info PeerInfo) error {
 			c.Reputation = InitialReputation
 		}
 		t.peers[info.ID] = &c
-		return nil
+		return false, nil
+	}
+	if info.Incarnation != 0 && info.Incarnation != p.Incarnation {
+		restarted = p.Incarnation != 0
+		p.Incarnation = info.Incarnation
 	}
 	if len(info.Addrs) > 0 {
 		p.Addrs = slices.Clone(info.Addrs)
@@ -124,7 +133,7 @@ func (t *PeerTable) Upsert(info PeerInfo) error {
 	if info.LastSeen.After(p.LastSeen) {
 		p.LastSeen = info.LastSeen
 	}
-	return nil
+	return restarted, nil
 }
 
 // Seen records that id was heard from at now, adding it with no known

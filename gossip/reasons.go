@@ -80,6 +80,7 @@ func senderAtFault(err error, from, source PeerID) bool {
 type Counters struct {
 	Received      map[string]uint64 // by result label
 	DeltasSent    uint64
+	SendFailures  uint64
 	BytesSent     uint64
 	BytesReceived uint64
 }

@@ -29,8 +29,9 @@ type Deps struct {
 	Rand     *rand.Rand      // seeded; peer selection jitter
 }
 
-// ErrStale marks an event about a round the machine has left.
-var ErrStale = errors.New("event for a round no longer current")
+// ErrStale marks an event about a round the machine has left, or a local
+// update that came after its round's Collect closed.
+var ErrStale = errors.New("too late for its round")
 
 type scopeState int
 
@@ -43,6 +44,9 @@ const (
 type scopeRound struct {
 	state   scopeState
 	updates map[gossip.PeerID]*adapter.Update
+	// heard: sources whose genuine (signed) release for the round arrived
+	// but was refused (Byzantine, equivocation): not waited for any longer.
+	heard   map[gossip.PeerID]bool
 	own     *adapter.Update // own update waiting for the Gossip phase
 	release *gossip.Release // own release once published (to offer to newcomers)
 }
@@ -86,7 +90,7 @@ func New(cfg Config, deps Deps, st State) (*Machine, error) {
 	}
 	table := gossip.NewPeerTable(cfg.Self)
 	for _, p := range st.Peers {
-		if err := table.Upsert(p); err != nil {
+		if _, err := table.Upsert(p); err != nil {
 			return nil, fmt.Errorf("round: restoring peer table: %w", err)
 		}
 	}
@@ -153,8 +157,12 @@ func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	if info.LastSeen.IsZero() || info.LastSeen.After(now) {
 		info.LastSeen = now
 	}
-	if err := m.eng.Table().Upsert(info); err != nil {
+	restarted, err := m.eng.Table().Upsert(info)
+	if err != nil {
 		return rd, err
+	}
+	if restarted {
+		m.eng.PeerRestarted(info.ID)
 	}
 	if !m.cfg.Enabled || m.collectEnded {
 		return rd, nil
@@ -166,6 +174,16 @@ func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 		}
 	}
 	return rd, nil
+}
+
+// SendFailed reports that an Outbound could not be delivered (the error
+// Transport.Send returned). After a network failure the peer is offered
+// the release again when it is next seen during the round.
+func (m *Machine) SendFailed(now time.Time, out gossip.Outbound, err error) Ready {
+	var rd Ready
+	m.advance(now, &rd)
+	m.eng.SendFailed(out, err)
+	return rd
 }
 
 // LocalUpdate is the node's own update for one of its scopes.
@@ -204,7 +222,7 @@ func (m *Machine) LocalUpdateReady(now time.Time, round uint64, ups ...LocalUpda
 		}
 	default:
 		m.stats.OwnLate++
-		err = fmt.Errorf("%w: local update for round %d arrived in round %d (%s)", ErrStale, round, m.round, m.phase)
+		err = fmt.Errorf("%w: local update for round %d arrived in round %d, phase %s", ErrStale, round, m.round, m.phase)
 	}
 	m.maybeTrain(&rd)
 	return rd, err
@@ -223,6 +241,12 @@ func (m *Machine) DeltaReceived(now time.Time, from gossip.PeerID, msg []byte, p
 	}
 	in, err := m.eng.Receive(now, from, msg, pre, gossip.Window{Lo: m.round, Hi: m.round + 1})
 	if err != nil {
+		if errors.Is(err, gossip.ErrByzantine) || errors.Is(err, gossip.ErrEquivocation) {
+			if s := m.scopes[in.Env.Scope]; s != nil && in.Env.Round == m.round {
+				s.heard[in.Env.Source] = true
+				m.step(&rd)
+			}
+		}
 		return rd, err
 	}
 	verdict := m.admit(in)
@@ -329,7 +353,7 @@ func (m *Machine) enter(r uint64, rd *Ready) {
 		if sc.Tier == privacy.Private {
 			continue
 		}
-		s := &scopeRound{updates: map[gossip.PeerID]*adapter.Update{}}
+		s := &scopeRound{updates: map[gossip.PeerID]*adapter.Update{}, heard: map[gossip.PeerID]bool{}}
 		if !fresh {
 			maps.Copy(s.updates, m.next[sc])
 			s.own = m.ownNext[sc]
@@ -428,7 +452,7 @@ func (m *Machine) allExpectedIn() bool {
 			if !p.Contributes {
 				continue
 			}
-			if _, ok := s.updates[p.ID]; !ok {
+			if _, ok := s.updates[p.ID]; !ok && !s.heard[p.ID] {
 				return false
 			}
 		}

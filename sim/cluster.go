@@ -66,10 +66,11 @@ type Cluster struct {
 	Keys  *Keyring
 	Nodes []*Node
 
-	byID  map[gossip.PeerID]*Node
-	queue eventQueue
-	seq   uint64
-	out   []string
+	byID    map[gossip.PeerID]*Node
+	queue   eventQueue
+	seq     uint64
+	started bool
+	out     []string
 }
 
 type eventKind int
@@ -94,6 +95,7 @@ type event struct {
 	scope gossip.Membership
 	upd   *adapter.Update
 	err   error
+	out   gossip.Outbound // evDeliver: what the sender asked for
 }
 
 type eventQueue []*event
@@ -161,12 +163,18 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	return c, nil
+}
+
+// start runs the first tick of every node and the first heartbeat; it is
+// deferred to the first RunUntil so a scenario can set nodes up first.
+func (c *Cluster) start() {
+	c.started = true
 	for _, n := range c.Nodes {
 		c.handle(n, n.M.Tick(c.Now))
 	}
 	c.heartbeat()
 	c.push(&event{at: c.nextSlot(), kind: evHeartbeat})
-	return c, nil
 }
 
 // Node returns a node by ID.
@@ -200,6 +208,7 @@ func (c *Cluster) info(n *Node) gossip.PeerInfo {
 		SignKey:     n.Codec.Priv.Public().(ed25519.PublicKey),
 		Memberships: c.Cfg.Round.Memberships,
 		Contributes: c.Cfg.Round.Contributes,
+		Incarnation: uint64(n.gen + 1),
 		LastSeen:    c.Now,
 	}
 }
@@ -273,19 +282,16 @@ func (c *Cluster) transfer(size int) time.Duration {
 func (c *Cluster) handle(n *Node, rd round.Ready) {
 	n.Store.Write(rd.Persist)
 	for _, s := range rd.Send {
-		c.push(&event{at: c.Now.Add(c.transfer(len(s.Msg))), kind: evDeliver, node: s.To, from: n.ID, msg: s.Msg})
+		c.push(&event{at: c.Now.Add(c.transfer(len(s.Msg))), kind: evDeliver, node: s.To, from: n.ID, msg: s.Msg, out: s, gen: n.gen})
 	}
 	for _, a := range rd.Apply {
-		t := a.Update.Get(modelGroup, modelKey)
-		if t != nil && len(t.Data) == len(n.Model) {
-			for i, v := range t.Data {
-				n.Model[i] += v
-			}
+		if t := a.Update.Get(modelGroup, modelKey); t != nil && len(t.Data) == len(n.Model) {
+			copy(n.Model, t.Data)
 		}
-		c.logf("r%d %s applied %d updates [%s]", a.Round, n.ID, len(a.Participants), joinIDs(a.Participants))
+		c.logf("r%d %s applied %d updates [%s] at +%s", a.Round, n.ID, len(a.Participants), joinIDs(a.Participants), c.sinceStart(n, a.Round))
 	}
 	for _, s := range rd.Skipped {
-		c.logf("r%d %s skipped %s: %s", s.Round, n.ID, s.Reason, s.Detail)
+		c.logf("r%d %s skipped %s at +%s: %s", s.Round, n.ID, s.Reason, c.sinceStart(n, s.Round), s.Detail)
 	}
 	for _, j := range rd.Aggregate {
 		agg, err := Aggregate(j.Contributions)
@@ -301,6 +307,9 @@ func (c *Cluster) handle(n *Node, rd round.Ready) {
 
 // RunUntil processes every event up to and including time t.
 func (c *Cluster) RunUntil(t time.Time) {
+	if !c.started {
+		c.start()
+	}
 	for c.queue.Len() > 0 && !c.queue[0].at.After(t) {
 		e := heap.Pop(&c.queue).(*event)
 		if e.at.After(c.Now) {
@@ -320,6 +329,13 @@ func (c *Cluster) dispatch(e *event) {
 		return
 	}
 	n := c.byID[e.node]
+	if e.kind == evDeliver && (n.Crashed || !c.up(n)) {
+		e.out.To = e.node
+		if s := c.byID[e.from]; !s.Crashed && s.gen == e.gen && c.up(s) && e.out.Msg != nil {
+			c.handle(s, s.M.SendFailed(c.Now, e.out, ErrUnreachable))
+		}
+		return
+	}
 	if n.Crashed || (e.kind != evDeliver && e.gen != n.gen) || !c.up(n) {
 		return
 	}
@@ -332,6 +348,10 @@ func (c *Cluster) dispatch(e *event) {
 		c.handle(n, n.M.Tick(c.Now))
 	case evDeliver:
 		if !c.Net.Reachable(e.from, e.node) {
+			// The sender learns of the failure, as from Transport.Send.
+			if s := c.byID[e.from]; !s.Crashed && s.gen == e.gen && e.out.To != "" {
+				c.handle(s, s.M.SendFailed(c.Now, e.out, ErrUnreachable))
+			}
 			return
 		}
 		c.Net.mu.Lock()
@@ -461,6 +481,11 @@ func (c *Cluster) Spread(ids ...gossip.PeerID) float64 {
 		}
 	}
 	return s
+}
+
+// sinceStart is how far into round r's slot the cluster clock is.
+func (c *Cluster) sinceStart(n *Node, r uint64) time.Duration {
+	return c.Now.Sub(n.M.Schedule().Start(r)).Round(time.Millisecond)
 }
 
 func joinIDs(ids []gossip.PeerID) string {

@@ -12,10 +12,12 @@ import (
 )
 
 // The simulated model is one parameter vector per node, carried in an update
-// as a single tensor; each node's data pulls it towards the node's own
-// target. Federated averaging of the pulls drives every node towards the
-// sample-weighted mean of the targets, which gives the scenario tests a
-// number to check (how far the nodes are from it and from each other).
+// as a single tensor (daf.kind = adapter: the whole adapter after local
+// training). Each node's data pulls its model towards the node's own
+// target; averaging the models (FedAvg) drives every node towards the
+// sample-weighted mean of the targets and makes nodes that drifted apart
+// (a partition) meet again. That gives the scenario tests numbers to check:
+// distance to the mean target and between nodes.
 const (
 	modelGroup = "coarse"
 	modelKey   = "base_model.model.layer.lora_A.weight"
@@ -24,13 +26,16 @@ const (
 	learningRate = 0.5
 )
 
-// TrainUpdate is the simulated local training result: lr·(target − model).
+// TrainUpdate is the simulated local training result: the model moved
+// learningRate of the way towards the target (times scale, which is 1 for
+// an honest node).
 func TrainUpdate(model, target []float32, samples float64, scale float32) *adapter.Update {
 	t := adapter.NewTensor(len(model))
 	for i := range model {
-		t.Data[i] = scale * learningRate * (target[i] - model[i])
+		t.Data[i] = scale * (model[i] + learningRate*(target[i]-model[i]))
 	}
 	u := adapter.New()
+	u.Meta.Kind = adapter.KindAdapter
 	u.Meta.Samples = samples
 	u.Set(modelGroup, modelKey, t)
 	return u
@@ -71,6 +76,7 @@ func Aggregate(cs []round.Contribution) (*adapter.Update, error) {
 		}
 	}
 	out.Meta.Samples = total
+	out.Meta.Kind = adapter.KindAdapter
 	return out, nil
 }
 
