@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/dafnet/daf/adapter"
+	"github.com/dafnet/daf/compress"
 	"github.com/dafnet/daf/gossip"
 	"github.com/dafnet/daf/p2p"
 	"github.com/dafnet/daf/privacy"
@@ -15,8 +16,10 @@ import (
 	"github.com/dafnet/daf/wire"
 )
 
-// envelopeCodec is the product's gossip.Codec: updates are encoded as dense
-// payloads, sealed with the scope key for Group and Tenant (seal), and
+// envelopeCodec is the product's gossip.Codec: updates are compressed
+// (package compress: sparse or quantised per [federation.compression], with
+// error feedback so quantisation error is carried into the next round
+// instead of lost), sealed with the scope key for Group and Tenant (seal), and
 // carried in wire's signed envelope. It is safe for concurrent use, so the
 // pipeline unpacks and opens deltas on several cores.
 type envelopeCodec struct {
@@ -25,15 +28,24 @@ type envelopeCodec struct {
 	maxHops int
 	lim     wire.Limits
 	rand    io.Reader
+	opts    compress.Options
+	unlim   compress.Limits
 
 	mu   sync.RWMutex
 	keys *seal.ScopeKeyring
+	fb   *compress.ErrorFeedback // under mu (write lock)
 }
 
 var _ gossip.Codec = (*envelopeCodec)(nil)
 
-func newEnvelopeCodec(id *seal.Identity, fedID string, maxHops int, lim wire.Limits, rand io.Reader) *envelopeCodec {
-	return &envelopeCodec{id: id, fedID: fedID, maxHops: maxHops, lim: lim, rand: rand, keys: seal.NewScopeKeyring()}
+func newEnvelopeCodec(id *seal.Identity, fedID string, maxHops int, lim wire.Limits, opts compress.Options, rand io.Reader) (*envelopeCodec, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("federation.compression: %w", err)
+	}
+	unlim := compress.DefaultLimits()
+	unlim.MaxBytes = lim.MaxEnvelope
+	return &envelopeCodec{id: id, fedID: fedID, maxHops: maxHops, lim: lim, rand: rand, opts: opts, unlim: unlim,
+		keys: seal.NewScopeKeyring(), fb: compress.NewErrorFeedback()}, nil
 }
 
 // addKey makes a scope key available for sealing and opening.
@@ -50,7 +62,9 @@ func (c *envelopeCodec) Pack(round uint64, scope gossip.Membership, hopsLeft int
 	if hopsLeft < 0 || hopsLeft > c.maxHops {
 		return nil, fmt.Errorf("pack round %d: %d hops left, max_hops %d", round, hopsLeft, c.maxHops)
 	}
-	payload, err := EncodePayload(u)
+	c.mu.Lock()
+	payload, err := compress.EncodeUpdate(u, c.opts, c.fb)
+	c.mu.Unlock()
 	if err != nil {
 		return nil, fmt.Errorf("pack round %d %s: %w", round, scope, err)
 	}
@@ -121,8 +135,11 @@ func (c *envelopeCodec) Open(env gossip.Envelope) (*adapter.Update, error) {
 			return nil, fmt.Errorf("%w: %v", gossip.ErrSeal, err)
 		}
 	}
-	u, err := DecodePayload(payload)
+	u, err := compress.DecodeUpdate(payload, c.unlim)
 	if err != nil {
+		if errors.Is(err, compress.ErrTooLarge) {
+			return nil, fmt.Errorf("%w: %v", gossip.ErrTooLarge, err)
+		}
 		return nil, fmt.Errorf("%w: %v", gossip.ErrMalformed, err)
 	}
 	// The signed header, not the payload's own metadata, says whose update

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/dafnet/daf/compress"
 	"github.com/dafnet/daf/gossip"
 	"github.com/dafnet/daf/privacy"
 	"github.com/dafnet/daf/seal"
@@ -17,7 +18,13 @@ func testCodec(t *testing.T, fed string) *envelopeCodec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newEnvelopeCodec(id, fed, 3, wire.DefaultLimits(), rand.Reader)
+	opts := compress.DefaultOptions()
+	opts.QuantizationBits = compress.RawBits
+	c, err := newEnvelopeCodec(id, fed, 3, wire.DefaultLimits(), opts, rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func TestCodecPublicAndSealed(t *testing.T) {
