@@ -70,7 +70,9 @@
 //
 // It trains with DefaultPretrainConfig (2000 steps of 16 sequences, about
 // 3–4 minutes on two idle cores, ~16 minutes on the loaded machine it was
-// made on), deterministically for its seed, on the interleaved training
+// made on), deterministically for its seed — bit for bit the same file from
+// the same Go installation (the shipped one came from go1.26.8's sources),
+// on any number of cores — on the interleaved training
 // parts of every default domain: Newton's Opticks and the Go source of nine
 // standard-library packages, read from the local Go installation, held-out
 // parts excluded. On the global held-out mix it reaches 3.47 / 2.91 / 2.21
