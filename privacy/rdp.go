@@ -195,8 +195,8 @@ func logAFractionalOrder(q, z, alpha float64) float64 {
 //
 //	ε = rdp + log((α-1)/α) - (log δ + log α)/(α-1).
 //
-// It returns the smallest ε over the orders (never below zero: a negative
-// bound means the mechanism is (0, δ)-DP) and the order that gives it.
+// It returns the smallest ε over the orders and the order that gives it,
+// never below MinEpsilon.
 func epsilonFromRDP(orders, rdp []float64, delta float64) (eps, bestOrder float64) {
 	eps = math.Inf(1)
 	logDelta := math.Log(delta)
@@ -210,8 +210,16 @@ func epsilonFromRDP(orders, rdp []float64, delta float64) (eps, bestOrder float6
 			eps, bestOrder = e, a
 		}
 	}
-	if eps < 0 {
-		eps = 0
+	if eps < MinEpsilon {
+		eps = MinEpsilon
 	}
 	return eps, bestOrder
 }
+
+// MinEpsilon is the smallest ε reported after a noisy release: 2⁻⁵², the
+// smallest ε whose e^ε differs from 1 in float64. A bound below it (even a
+// negative one) means the releases are in fact (0, δ)-DP: their total
+// variation is at most δ, as happens for a large δ with much noise or rare
+// sampling. Any ε ≥ 0 is then a valid guarantee, and reporting this floor
+// instead of 0 keeps a noisy release from ever reading as no release.
+const MinEpsilon = 0x1p-52
