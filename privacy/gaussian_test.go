@@ -265,3 +265,13 @@ func TestAnalyticSigmaMonotone(t *testing.T) {
 		}
 	})
 }
+
+// A σ beyond float64 is an error naming the sensitivity, never +Inf noise.
+func TestAnalyticSigmaOverflowIsAnError(t *testing.T) {
+	for _, sens := range []float64{1e308, math.MaxFloat64} {
+		s, err := AnalyticGaussianSigma(1, 1e-5, sens)
+		if !errors.Is(err, ErrBadParameter) || s != 0 {
+			t.Errorf("sensitivity %g: σ = %v, err %v; want ErrBadParameter", sens, s, err)
+		}
+	}
+}
