@@ -135,7 +135,9 @@ func NewLedger(store LedgerStore, budget, delta float64) (*Ledger, error) {
 	if ok {
 		st, err := decodeLedger(data)
 		if err != nil {
-			return nil, err
+			// Nothing is written back: the bytes stay for repair or a
+			// restore, and the node must not release meanwhile.
+			return nil, fmt.Errorf("%w (%d stored bytes kept unchanged; no release until the ledger is repaired or restored)", err, len(data))
 		}
 		l.st = st
 		if l.st.Exhausted && (budget == 0 || budget > l.st.ExhaustedAt) {
@@ -182,6 +184,9 @@ func (l *Ledger) raiseHighWater() bool {
 // node overspend.
 func decodeLedger(data []byte) (ledgerState, error) {
 	var st ledgerState
+	if len(bytes.TrimSpace(data)) == 0 {
+		return st, fmt.Errorf("%w: stored state is empty", ErrCorruptLedger)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {

@@ -305,3 +305,30 @@ func FuzzDecodeLedger(f *testing.F) {
 		}
 	})
 }
+
+// A stored ledger that cannot be read stops the node with one clear line
+// and loses nothing: the bytes stay in the store exactly as they were (for
+// repair or a backup restore), and nothing is charged or written.
+func TestLedgerCorruptStateKeptAndExplained(t *testing.T) {
+	for _, c := range []struct{ data, want string }{
+		{"", "empty"},
+		{"{", "unexpected EOF"},
+		{"\x00garbage", "invalid character"},
+		{`{"version":1}`, "0 orders"},
+	} {
+		store := &MemoryLedgerStore{}
+		_ = store.SaveLedger([]byte(c.data))
+		_, err := NewLedger(store, 1, 1e-5)
+		if !errors.Is(err, ErrCorruptLedger) {
+			t.Fatalf("%q: err %v, want ErrCorruptLedger", c.data, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) || !strings.Contains(msg, "privacy ledger") ||
+			!strings.Contains(msg, "kept") || strings.Contains(msg, "\n") {
+			t.Errorf("%q: error %q should be one line saying what is wrong (%s) and that the bytes are kept", c.data, msg, c.want)
+		}
+		if got, ok, _ := store.LoadLedger(); !ok || string(got) != c.data {
+			t.Errorf("%q: stored bytes changed to %q", c.data, got)
+		}
+	}
+}
