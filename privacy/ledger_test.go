@@ -332,3 +332,31 @@ func TestLedgerCorruptStateKeptAndExplained(t *testing.T) {
 		}
 	}
 }
+
+// A tier whose releases were all unnoised has no ε: the report says null,
+// never 0 (which reads as perfect privacy); a noised tier reports its ε.
+func TestLedgerReportUnnoisedTierHasNoEpsilon(t *testing.T) {
+	l := newTestLedger(t, &MemoryLedgerStore{}, 0)
+	if err := l.Charge(Tenant, 1, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Charge(Public, 1, 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(l.Report())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Tiers []map[string]any `json:"tiers"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil || len(rep.Tiers) != 2 {
+		t.Fatalf("%s: %v", data, err)
+	}
+	if rep.Tiers[0]["tier"] != "tenant" || rep.Tiers[0]["epsilon"] != nil {
+		t.Errorf("unnoised tenant tier: %v, want epsilon null", rep.Tiers[0])
+	}
+	if e, ok := rep.Tiers[1]["epsilon"].(float64); !ok || math.Abs(e-composed(t, [2]float64{2, 1})) > 1e-12 {
+		t.Errorf("public tier: %v", rep.Tiers[1])
+	}
+}
