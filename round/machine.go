@@ -72,6 +72,8 @@ type Machine struct {
 
 	released    uint64
 	hasReleased bool
+	finished    uint64 // restored: the round the node last logged before a restart
+	hasFinished bool
 	trainOut    bool   // a Train request is out
 	trainRound  uint64 // the round of the last Train request
 	hasAsked    bool
@@ -100,7 +102,7 @@ func New(cfg Config, deps Deps, st State) (*Machine, error) {
 	}
 	return &Machine{
 		cfg: cfg, sched: cfg.schedule(), eng: eng, deps: deps,
-		released: st.Released, hasReleased: st.HasReleased,
+		released: st.Released, hasReleased: st.HasReleased, finished: st.Finished, hasFinished: st.HasFinished,
 		stats: Stats{RoundsSkipped: map[string]uint64{}},
 	}, nil
 }
@@ -369,6 +371,12 @@ func (m *Machine) enter(r uint64, rd *Ready) {
 		m.eng.ForgetBefore(r)
 	}
 	switch {
+	case fresh && m.hasFinished && r <= m.finished:
+		// Restarted in a round already settled before the crash.
+		m.collectEnded = true
+		for _, s := range m.scopes {
+			s.state = settled
+		}
 	case !m.cfg.Enabled:
 		m.skipAll(rd, SkipDisabled, "federation.enabled = false")
 	case len(m.scopes) == 0:

@@ -167,3 +167,14 @@ func TestDisabledAndPrivate(t *testing.T) {
 		t.Fatalf("private tier: %+v", rd)
 	}
 }
+
+func TestRestartInFinishedRound(t *testing.T) {
+	m, _ := newMachine(t, testConfig(t, "me"), round.State{Finished: 4, HasFinished: true, Released: 4, HasReleased: true})
+	rd := m.Tick(slot(4, 80*time.Second))
+	if len(rd.Skipped) != 0 || len(rd.Persist) != 0 {
+		t.Fatalf("restart in a finished round logged it again: %+v", rd)
+	}
+	if len(rd.Train) != 1 || rd.Train[0] != 5 || m.Phase() != round.PhaseDone {
+		t.Fatalf("train %v phase %v, want training for 5 and phase done", rd.Train, m.Phase())
+	}
+}

@@ -36,7 +36,7 @@ func benchRound(b *testing.B, nodes, params int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	sched := c.Nodes[0].M.Schedule()
+	sched := c.Schedule()
 	next := func() { c.RunUntil(sched.Start(sched.RoundAt(c.Now) + 1).Add(time.Millisecond)) }
 	next() // round 0: warm-up, peers meet
 	var sent0 uint64

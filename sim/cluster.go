@@ -182,7 +182,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 func (c *Cluster) start() {
 	c.started = true
 	for _, n := range c.Nodes {
-		c.handle(n, n.M.Tick(c.Now))
+		if !n.Crashed {
+			c.handle(n, n.M.Tick(c.Now))
+		}
 	}
 	c.heartbeat()
 	c.push(&event{at: c.nextSlot(), kind: evHeartbeat})
@@ -250,8 +252,13 @@ func (c *Cluster) TakeLog() []string {
 	return out
 }
 
+// Schedule is the federation's round schedule (every node shares it).
+func (c *Cluster) Schedule() round.Schedule {
+	return round.Schedule{Genesis: c.Cfg.Round.Genesis, Interval: c.Cfg.Round.Interval, PropagationTimeout: c.Cfg.Round.PropagationTimeout}
+}
+
 func (c *Cluster) nextSlot() time.Time {
-	s := c.Nodes[0].M.Schedule()
+	s := c.Schedule()
 	return s.End(s.RoundAt(c.Now))
 }
 
@@ -512,7 +519,7 @@ func (c *Cluster) Spread(ids ...gossip.PeerID) float64 {
 
 // sinceStart is how far into round r's slot the cluster clock is.
 func (c *Cluster) sinceStart(n *Node, r uint64) time.Duration {
-	return c.Now.Sub(n.M.Schedule().Start(r)).Round(time.Millisecond)
+	return c.Now.Sub(c.Schedule().Start(r)).Round(time.Millisecond)
 }
 
 func joinIDs(ids []gossip.PeerID) string {
