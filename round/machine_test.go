@@ -178,3 +178,48 @@ func TestRestartInFinishedRound(t *testing.T) {
 		t.Fatalf("train %v phase %v, want training for 5 and phase done", rd.Train, m.Phase())
 	}
 }
+
+func TestOneAggregationPerScope(t *testing.T) {
+	rc := testConfig(t, "me")
+	acme := gossip.Membership{Tier: privacy.Tenant, Scope: "acme"}
+	rc.Memberships = []gossip.Membership{public, acme}
+	rc.MinNodes, rc.MaxNodes = 1, 50
+	keys := sim.NewKeyring()
+	priv := sim.NewIdentity("me", 1)
+	keys.Add("me", priv.Public().(ed25519.PublicKey))
+	codec := &sim.Codec{Self: "me", Priv: priv, Keys: keys, ScopeKeys: map[gossip.Membership][]byte{acme: make([]byte, 32)}}
+	m, err := round.New(rc, round.Deps{Codec: codec, Rand: rand.New(rand.NewPCG(1, 1))}, round.State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tick(slot(2, 0))
+	for _, p := range []gossip.PeerInfo{
+		{ID: "pub", Memberships: []gossip.Membership{public}, Contributes: true},
+		{ID: "both", Memberships: []gossip.Membership{public, acme}, Contributes: true},
+	} {
+		if _, err := m.PeerSeen(slot(2, time.Second), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd, err := m.LocalUpdateReady(slot(2, 11*time.Second), 2,
+		round.LocalUpdate{Scope: public, Update: upd()}, round.LocalUpdate{Scope: acme, Update: upd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := map[gossip.Membership][]gossip.PeerID{}
+	for _, s := range rd.Send {
+		to[s.Scope] = append(to[s.Scope], s.To)
+	}
+	if len(to[public]) != 2 || len(to[acme]) != 1 || to[acme][0] != "both" {
+		t.Fatalf("sends by scope %v: want public to both peers, acme only to the member", to)
+	}
+	rd = m.Tick(slot(2, 61*time.Second))
+	if len(rd.Aggregate) != 2 || rd.Aggregate[0].Scope != acme || rd.Aggregate[1].Scope != public {
+		t.Fatalf("aggregate jobs %+v, want one per scope (tenant/acme, public)", rd.Aggregate)
+	}
+	for _, j := range rd.Aggregate {
+		if len(j.Contributions) != 1 || j.Contributions[0].Source != "me" {
+			t.Fatalf("job %s holds %+v", j.Scope, j.Contributions)
+		}
+	}
+}

@@ -72,7 +72,10 @@ type Cluster struct {
 	Keys  *Keyring
 	Nodes []*Node
 
-	byID    map[gossip.PeerID]*Node
+	byID map[gossip.PeerID]*Node
+	// latency is the measured round-trip matrix (the daemon's libp2p ping),
+	// here the link model's: every node's adaptive selector reads it.
+	latency *gossip.LatencyMatrix
 	queue   eventQueue
 	seq     uint64
 	started bool
@@ -139,7 +142,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.Aggregate = aggregate.EngineConfigFromConfig(config.Default())
 		cfg.Aggregate.MinNodes, cfg.Aggregate.MaxNodes = cfg.Round.MinNodes, cfg.Round.MaxNodes
 	}
-	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{}}
+	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{},
+		latency: gossip.NewLatencyMatrix()}
 	scopeKeys := map[gossip.Membership][]byte{}
 	for _, m := range cfg.Round.Memberships {
 		k := sha256.Sum256(fmt.Appendf(nil, "daf-sim-scope/%s/%d", m, cfg.Seed))
@@ -168,6 +172,11 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.Net.Join(id)
 		c.Nodes = append(c.Nodes, n)
 		c.byID[id] = n
+	}
+	for i, a := range c.Nodes {
+		for _, b := range c.Nodes[i+1:] {
+			c.latency.Observe(a.ID, b.ID, 2*cfg.Latency)
+		}
 	}
 	for _, n := range c.Nodes {
 		if err := c.boot(n); err != nil {
@@ -213,7 +222,7 @@ func (c *Cluster) boot(n *Node) error {
 				c.logf("r%d %s %s", r, n.ID, v)
 			}
 		}}, Screen: round.SybilScreen{Config: c.Cfg.Defense}, Rand: rand.New(rand.NewPCG(c.Cfg.Seed, uint64(n.gen)<<32|uint64(len(n.ID)))),
-		Selector: &gossip.AdaptiveSelector{Self: n.ID},
+		Selector: &gossip.AdaptiveSelector{Self: n.ID, Latency: c.latency},
 	}, n.Store.State())
 	if err != nil {
 		return fmt.Errorf("sim: node %s: %w", n.ID, err)
