@@ -150,15 +150,21 @@ func (m *Machine) Tick(now time.Time) Ready {
 }
 
 // PeerSeen records a peer's record (from peer exchange, its key record or
-// a connection). A member of a scope that has not got this round's own
-// release yet is offered it while Collect is open, so a peer that joins or
-// reconnects mid-round still receives it.
+// a connection); call it for every connected peer at least once per round
+// so that quiet peers stay live. While Collect is open, a member that comes
+// back (new, silent past peer_timeout, restarted, or unreachable on our
+// last send) is offered this round's own release, so a peer that joins,
+// reconnects or restarts mid-round still receives it. A peer seen again
+// without any of these gets nothing: calling PeerSeen often does not turn
+// fan-out into a broadcast.
 func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	var rd Ready
 	m.advance(now, &rd)
 	if info.LastSeen.IsZero() || info.LastSeen.After(now) {
 		info.LastSeen = now
 	}
+	old, known := m.eng.Table().Get(info.ID)
+	wasLive := known && (m.cfg.PeerTimeout <= 0 || now.Sub(old.LastSeen) <= m.cfg.PeerTimeout)
 	restarted, err := m.eng.Table().Upsert(info)
 	if err != nil {
 		return rd, err
@@ -166,7 +172,8 @@ func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	if restarted {
 		m.eng.PeerRestarted(info.ID)
 	}
-	if !m.cfg.Enabled || m.collectEnded {
+	owed := m.eng.TakeUnreached(info.ID)
+	if !m.cfg.Enabled || m.collectEnded || (wasLive && !restarted && !owed) {
 		return rd, nil
 	}
 	for _, sc := range m.sortedScopes() {

@@ -223,3 +223,53 @@ func TestOneAggregationPerScope(t *testing.T) {
 		}
 	}
 }
+
+func TestPeerSeenOffersOnlyToReturningPeers(t *testing.T) {
+	rc := testConfig(t, "me")
+	m, _ := newMachine(t, rc, round.State{})
+	m.Tick(slot(2, 0))
+	var peers []gossip.PeerInfo
+	for _, id := range []gossip.PeerID{"a", "b", "c", "d", "e", "f", "g"} {
+		p := gossip.PeerInfo{ID: id, Memberships: []gossip.Membership{public}, Contributes: true}
+		peers = append(peers, p)
+		m.PeerSeen(slot(2, time.Second), p)
+	}
+	rd, _ := m.LocalUpdateReady(slot(2, 10*time.Second), 2, round.LocalUpdate{Scope: public, Update: upd()})
+	if len(rd.Send) != 4 { // max(⌈√7⌉, fan_out 4)
+		t.Fatalf("released to %d peers, want 4", len(rd.Send))
+	}
+	got := map[gossip.PeerID]bool{}
+	for _, s := range rd.Send {
+		got[s.To] = true
+	}
+	// Live peers seen again get nothing: no broadcast by heartbeat.
+	for _, p := range peers {
+		if rd, _ := m.PeerSeen(slot(2, 12*time.Second), p); len(rd.Send) != 0 {
+			t.Fatalf("heartbeat of live peer %s sent %d deltas", p.ID, len(rd.Send))
+		}
+	}
+	// A send that failed on the network is made good when the peer is seen again.
+	var failed gossip.Outbound
+	for _, s := range rd.Send {
+		failed = s
+		break
+	}
+	m.SendFailed(slot(2, 13*time.Second), failed, errors.New("connection reset"))
+	rd, _ = m.PeerSeen(slot(2, 14*time.Second), gossip.PeerInfo{ID: failed.To})
+	if len(rd.Send) != 1 || rd.Send[0].To != failed.To {
+		t.Fatalf("unreached peer %s seen again: sends %+v", failed.To, rd.Send)
+	}
+	// A restarted peer (new incarnation) that had the release gets it again.
+	var holder gossip.PeerID
+	for id := range got {
+		if id != failed.To {
+			holder = id
+			break
+		}
+	}
+	m.PeerSeen(slot(2, 15*time.Second), gossip.PeerInfo{ID: holder, Incarnation: 1})
+	rd, _ = m.PeerSeen(slot(2, 16*time.Second), gossip.PeerInfo{ID: holder, Incarnation: 2})
+	if len(rd.Send) != 1 || rd.Send[0].To != holder {
+		t.Fatalf("restarted peer %s: sends %+v", holder, rd.Send)
+	}
+}
