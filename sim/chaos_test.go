@@ -40,7 +40,7 @@ func TestChaos(t *testing.T) {
 		pick := func(label string) gossip.PeerID {
 			return gossip.PeerID(fmt.Sprintf("n%d", rapid.IntRange(1, nodes).Draw(rt, label)))
 		}
-		steps := rapid.IntRange(1, 12).Draw(rt, "steps")
+		steps := rapid.IntRange(1, 8).Draw(rt, "steps")
 		for range steps {
 			id := pick("node")
 			n, _ := c.Node(id)
@@ -69,7 +69,7 @@ func TestChaos(t *testing.T) {
 			case 6:
 				n.TrainTime = time.Duration(rapid.IntRange(1, 150).Draw(rt, "train_pct")) * rc.Interval / 100
 			}
-			c.RunUntil(c.Now.Add(time.Duration(rapid.Int64Range(1, int64(3*rc.Interval)).Draw(rt, "run"))))
+			c.RunUntil(c.Now.Add(time.Duration(rapid.Int64Range(1, int64(2*rc.Interval)).Draw(rt, "run"))))
 			check(rt, c)
 		}
 		// Heal everything and let three clean rounds pass.
