@@ -1,0 +1,123 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A number too large for its type is a value problem like any other: it
+// names its key and line, and the rest of the file is still checked.
+func TestOutOfRangeLiteralNamesKeyAndKeepsGoing(t *testing.T) {
+	doc := `[federation]
+round_interval_secs = 99999999999999999999
+bogus = 1
+
+[federation.privacy]
+epsilon = 1e400
+delta = 2.0
+
+[federation.daf]
+coarse_range = [700, 1_000_000_000_000_000_000_000]
+`
+	_, err := Decode([]byte(doc), "huge.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("want *Problems, got %v", err)
+	}
+	want := map[string]int{
+		"federation.round_interval_secs": 2,
+		"federation.bogus":               3,
+		"federation.privacy.epsilon":     6,
+		"federation.privacy.delta":       7,
+		"federation.daf.coarse_range":    10,
+	}
+	if len(probs.List) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(probs.List), len(want), err)
+	}
+	for _, p := range probs.List {
+		line, ok := want[p.Key]
+		if !ok || p.Line != line {
+			t.Errorf("unexpected problem %v (want keys and lines %v)", p, want)
+		}
+	}
+	if !strings.Contains(err.Error(), "1e400") || !strings.Contains(err.Error(), "99999999999999999999") {
+		t.Errorf("problems do not quote the literal at fault:\n%v", err)
+	}
+}
+
+// Durations are used as time.Duration downstream; a number of seconds that
+// overflows it would turn into a negative interval.
+func TestDurationsFitTimeDuration(t *testing.T) {
+	doc := `[federation]
+round_interval_secs = 9223372036854775807
+peer_timeout_secs = 9223372037
+
+[federation.gossip]
+propagation_timeout_secs = 9223372036854775807
+`
+	_, err := Decode([]byte(doc), "long.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) {
+		t.Fatalf("accepted seconds that overflow time.Duration: %v", err)
+	}
+	got := strings.Join(probs.Keys(), " ")
+	if got != "federation.round_interval_secs federation.peer_timeout_secs federation.gossip.propagation_timeout_secs" {
+		t.Fatalf("got problems for %q:\n%v", got, err)
+	}
+	cfg := Default()
+	cfg.Federation.RoundIntervalSecs = MaxSeconds
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("MaxSeconds itself rejected: %v", err)
+	}
+}
+
+// An array of the right length with elements of the wrong type says which
+// element is wrong, instead of "want 2 values, got 2 values".
+func TestRangeElementOfWrongTypeIsNamed(t *testing.T) {
+	_, err := Decode([]byte("[federation.daf]\ndomain_range = [300.0, 700]\nfine_range = [0, \"300\"]\n"), "elem.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) || len(probs.List) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+	for i, want := range []string{"element 0 is float 300.0", `element 1 is string "300"`} {
+		if !strings.Contains(probs.List[i].Message, want) {
+			t.Errorf("problem %v does not say %q", probs.List[i], want)
+		}
+	}
+}
+
+// Load reads only regular files: a device such as /dev/zero never ends and
+// a FIFO blocks, and neither is a config a user meant to pass.
+func TestLoadRefusesNonRegularFiles(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	_, err := Load("/dev/zero")
+	if err == nil || !strings.Contains(err.Error(), "/dev/zero") || !strings.Contains(err.Error(), "not a regular file") {
+		t.Fatalf("got %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := Load(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("directory: got %v", err)
+	}
+}
+
+// A config file is small; a huge one is a mistake and is refused without
+// being read into memory.
+func TestLoadRefusesHugeFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "big.toml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(MaxFileBytes + 1); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v", err)
+	}
+}
