@@ -82,6 +82,23 @@ func ParseGroups(s string) ([]GroupRange, error) {
 		seen[name] = true
 		out = append(out, GroupRange{Name: name, Start: start, End: end})
 	}
+	// Each t must select one bank: sorted by start, a range that begins
+	// before the furthest end so far overlaps the range that reached it.
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return out[order[i]].Start < out[order[j]].Start })
+	reach := order[0]
+	for _, i := range order[1:] {
+		if g, r := out[i], out[reach]; g.Start < r.End {
+			first, second := out[min(i, reach)], out[max(i, reach)] // as written
+			return nil, fmt.Errorf("groups %q and %q overlap on t in [%d, %d)", first.Name, second.Name, g.Start, min(r.End, g.End))
+		}
+		if out[i].End > out[reach].End {
+			reach = i
+		}
+	}
 	return out, nil
 }
 
