@@ -132,3 +132,31 @@ func flat(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// A command that only groups subcommands must not take an unknown one for
+// a request for help: that would exit 0 on a typo in a script.
+func TestUnknownSubcommandIsUsageError(t *testing.T) {
+	for _, group := range []string{"config", "privacy"} {
+		if code, _ := runCLI(t, group, "chek", "x"); code != exitInput {
+			t.Errorf("daf %s chek: exit %d, want %d", group, code, exitInput)
+		}
+		if code, out := runCLI(t, group); code != exitOK || !strings.Contains(out, "Available Commands") {
+			t.Errorf("daf %s: exit %d, output %q; want the help and exit 0", group, code, out)
+		}
+	}
+}
+
+// Every command answers --help with exit 0 and its usage.
+func TestHelpOnEveryCommand(t *testing.T) {
+	var visit func(c *cobra.Command)
+	visit = func(c *cobra.Command) {
+		args := append(strings.Fields(c.CommandPath())[1:], "--help")
+		if code, out := runCLI(t, args...); code != exitOK || !strings.Contains(out, "Usage:") {
+			t.Errorf("daf %s: exit %d, output %q", strings.Join(args, " "), code, out)
+		}
+		for _, sub := range c.Commands() {
+			visit(sub)
+		}
+	}
+	visit(rootCmd)
+}
