@@ -143,7 +143,7 @@ func checkFactorPairs(u *Update, file string, isDAF bool) error {
 				r = t.Shape[1]
 			}
 			if prev, seen := ranks[module]; seen && prev != r {
-				return corrupt(file, tensorPart(diskName), "rank %d does not match the other factor of module %s (rank %d)", r, module, prev)
+				return corrupt(file, tensorPart(diskName), "rank %d does not match the other factor of module %s (rank %d)", r, printable(module), prev)
 			}
 			ranks[module] = r
 		}

@@ -3,6 +3,7 @@ package adapter
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -125,5 +126,38 @@ func TestPEFTConfigValuesThatChangeMeaning(t *testing.T) {
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), c.part) {
 			t.Errorf("config %s: got %v, want %q", c.config, err, c.part)
 		}
+	}
+}
+
+// Names come from the file and may hold newlines or terminal escapes; an
+// error about them is still one line.
+func TestErrorsQuoteNamesFromTheFile(t *testing.T) {
+	dafMeta := func(kv string) string { return `"__metadata__":{"daf.format":"talora-update/1",` + kv + `}` }
+	cases := map[string][]byte{
+		"quality group":           rawFile("{"+dafMeta(`"daf.quality":"{\"fi\\nne\":{\"ppl_after\":-1}}"`)+"}", nil),
+		"quality task":            rawFile("{"+dafMeta(`"daf.quality":"{\"fine\":{\"task_accuracy\":{\"q\\u001ba\":-1}}}"`)+"}", nil),
+		"module":                  rawFile(`{"m\nx.lora_A.weight":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"m\nx.lora_B.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[8,12]}}`, f32Bytes(1, 2, 3)),
+		"shape spread over lines": rawFile("{\"t\":{\"dtype\":\"F32\",\"shape\":[1,\n2.5],\"data_offsets\":[0,4]}}", f32Bytes(1)),
+	}
+	for name, data := range cases {
+		_, err := Unmarshal(data, "q.safetensors")
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: got %v", name, err)
+			continue
+		}
+		if strings.ContainsAny(err.Error(), "\n\x1b") {
+			t.Errorf("%s: error is not one clean line: %q", name, err)
+		}
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, PEFTModelFile), rawFile(`{}`, nil), 0o644)
+	os.WriteFile(filepath.Join(dir, PEFTConfigFile), []byte(`{"peft_type":"LORA","r":1,"lora_alpha":1,"rank_pattern":{"x\ny":0}}`), 0o644)
+	if _, _, err := ReadPEFT(dir); err == nil || strings.Contains(err.Error(), "\n") {
+		t.Errorf("rank_pattern module: %q", err)
+	}
+	u := New()
+	u.Set("fine", "a\nb", &Tensor{Shape: []int{1}, Data: []float32{float32(math.NaN())}})
+	if err := u.CheckFinite(); err == nil || strings.Contains(err.Error(), "\n") {
+		t.Errorf("CheckFinite: %q", err)
 	}
 }

@@ -130,7 +130,7 @@ func checkMetadata(m Metadata) error {
 	}
 	for g, q := range m.Quality {
 		if err := checkQuality(q); err != nil {
-			return fmt.Errorf("%s group %s: %v", KeyQuality, g, err)
+			return fmt.Errorf("%s group %s: %v", KeyQuality, printable(g), err)
 		}
 	}
 	return nil
@@ -139,7 +139,7 @@ func checkMetadata(m Metadata) error {
 func checkQuality(q GroupQuality) error {
 	vals := map[string]float64{"ppl_before": q.PPLBefore, "ppl_after": q.PPLAfter}
 	for task, a := range q.TaskAccuracy {
-		vals["task_accuracy."+task] = a
+		vals[printable("task_accuracy."+task)] = a
 	}
 	for k, v := range vals {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
@@ -272,7 +272,7 @@ func decodeMetadata(raw map[string]string, file string) (Metadata, error) {
 			}
 			for g, gq := range q {
 				if err := checkQuality(gq); err != nil {
-					return m, bad(k, "group %s: %v", g, err)
+					return m, bad(k, "group %s: %v", printable(g), err)
 				}
 			}
 			m.Quality = q

@@ -110,7 +110,7 @@ func parsePEFTConfig(data []byte, file string) (*PEFTConfig, error) {
 	}
 	for m, r := range c.RankPattern {
 		if r < 1 {
-			return nil, corrupt(file, "config rank_pattern", "module %s: rank %d, want >= 1", m, r)
+			return nil, corrupt(file, "config rank_pattern", "module %s: rank %d, want >= 1", printable(m), r)
 		}
 	}
 	return c, nil

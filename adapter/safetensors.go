@@ -168,12 +168,19 @@ func isJSONObject(v []byte) bool {
 	return len(v) > 0 && v[0] == '{'
 }
 
-// snippet quotes at most 40 bytes of a JSON value for an error message.
+// snippet quotes at most 40 bytes of a JSON value for an error message,
+// on one line: whitespace between JSON tokens may include newlines.
 func snippet(v []byte) string {
+	cut := ""
 	if len(v) > 40 {
-		return string(v[:40]) + "…"
+		v, cut = v[:40], "…"
 	}
-	return string(v)
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, string(v)) + cut
 }
 
 // parseEntry checks one tensor entry against the data section's length.

@@ -121,3 +121,22 @@ func TestLoadRefusesHugeFile(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A quoted TOML key may hold a newline or a terminal escape; a problem is
+// still one line, with such a key quoted.
+func TestProblemWithControlCharactersStaysOneLine(t *testing.T) {
+	_, err := Decode([]byte("[federation]\n\"bad\\nkey\" = 1\n\"x\\u001b[31m\" = 2\n"), "ctl.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) || len(probs.List) != 2 {
+		t.Fatalf("want 2 problems, got %v", err)
+	}
+	if lines := strings.Count(err.Error(), "\n"); lines != 2 {
+		t.Errorf("error spans %d lines, want heading + 2:\n%s", lines+1, err)
+	}
+	if strings.ContainsRune(err.Error(), 0x1b) {
+		t.Errorf("error carries a raw escape character: %q", err)
+	}
+	if !strings.Contains(err.Error(), `"federation.bad\nkey": unknown key`) {
+		t.Errorf("key not quoted: %q", err)
+	}
+}

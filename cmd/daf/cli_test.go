@@ -160,3 +160,26 @@ func TestHelpOnEveryCommand(t *testing.T) {
 	}
 	visit(rootCmd)
 }
+
+// Names and metadata come from the file: a tensor named with a newline or
+// a node id carrying a terminal escape must not break the table or reach
+// the terminal raw.
+func TestInspectQuotesControlCharacters(t *testing.T) {
+	header := `{"__metadata__":{"daf.format":"talora-update/1","daf.node":"n\u001b[2J","note\nx":"v\ty"},"fine/a\nb.lora_A.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}`
+	file := append([]byte{byte(len(header)), 0, 0, 0, 0, 0, 0, 0}, header...)
+	file = append(file, 0, 0, 0x80, 0x3f)
+	path := filepath.Join(t.TempDir(), "ctl.safetensors")
+	os.WriteFile(path, file, 0o644)
+	code, out := runCLI(t, "inspect", path)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if strings.ContainsRune(out, 0x1b) {
+		t.Errorf("raw escape in output:\n%q", out)
+	}
+	for _, want := range []string{`"a\nb.lora_A.weight"`, `"n\x1b[2J"`, `"note\nx"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in:\n%s", want, out)
+		}
+	}
+}
