@@ -76,7 +76,10 @@ func Decode(data []byte, name string) (Config, error) {
 	cfg := Default()
 	probs := &Problems{File: name}
 
-	data, unreadable := screenLiterals(data, probs)
+	data, unreadable, ok := screenDocument(data, probs)
+	if !ok {
+		return cfg, probs
+	}
 	var tree map[string]any
 	if err := toml.Unmarshal(data, &tree); err != nil {
 		line, key := 0, ""
@@ -108,7 +111,7 @@ func Decode(data []byte, name string) (Config, error) {
 type treeDecoder struct {
 	lines lineIndex
 	probs *Problems
-	// skip holds keys whose value screenLiterals already reported; they
+	// skip holds keys whose value screenDocument already reported; they
 	// keep their defaults so the value is not reported a second time.
 	skip map[string]bool
 }
@@ -250,6 +253,7 @@ func (l lineIndex) lookup(key string) int {
 // defined. It only runs on documents that already parsed.
 func keyLines(data []byte) lineIndex {
 	idx := lineIndex{}
+	lines := newLineTable(data)
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
@@ -258,38 +262,58 @@ func keyLines(data []byte) lineIndex {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			table = keyParts(e.Key())
-			idx.record(&p, table, e.Key())
+			idx.record(lines, table, e.Key())
 		case unstable.KeyValue:
-			idx.keyValue(&p, table, e)
+			idx.keyValue(lines, table, e)
 		}
 	}
 	return idx
 }
 
-func (l lineIndex) keyValue(p *unstable.Parser, table []string, kv *unstable.Node) {
+func (l lineIndex) keyValue(lines lineTable, table []string, kv *unstable.Node) {
 	full := append(append([]string(nil), table...), keyParts(kv.Key())...)
-	l.record(p, full, kv.Key())
+	l.record(lines, full, kv.Key())
 	if v := kv.Value(); v != nil && v.Kind == unstable.InlineTable {
 		it := v.Children()
 		for it.Next() {
 			if c := it.Node(); c.Kind == unstable.KeyValue {
-				l.keyValue(p, full, c)
+				l.keyValue(lines, full, c)
 			}
 		}
 	}
 }
 
-func (l lineIndex) record(p *unstable.Parser, parts []string, key unstable.Iterator) {
+func (l lineIndex) record(lines lineTable, parts []string, key unstable.Iterator) {
 	if !key.Next() {
 		return
 	}
-	line := p.Shape(key.Node().Raw).Start.Line
+	line := lines.line(key.Node().Raw.Offset)
 	for i := range parts {
 		k := strings.Join(parts[:i+1], ".")
 		if _, ok := l[k]; !ok {
 			l[k] = line
 		}
 	}
+}
+
+// lineTable holds the offset of every '\n' of a document, so the line of
+// an offset is a binary search. The parser's Shape scans from the start of
+// the document on every call, which made a file of many keys quadratic.
+type lineTable []int
+
+func newLineTable(data []byte) lineTable {
+	var t lineTable
+	for i, c := range data {
+		if c == '\n' {
+			t = append(t, i)
+		}
+	}
+	return t
+}
+
+// line is the 1-based line holding byte offset off.
+func (t lineTable) line(off uint32) int {
+	return sort.SearchInts(t, int(off)) + 1
 }
 
 func keyParts(it unstable.Iterator) []string {

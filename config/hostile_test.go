@@ -2,10 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // A number too large for its type is a value problem like any other: it
@@ -138,5 +140,71 @@ func TestProblemWithControlCharactersStaysOneLine(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), `"federation.bad\nkey": unknown key`) {
 		t.Errorf("key not quoted: %q", err)
+	}
+}
+
+// Finding each key's line used to scan the document from its start, and
+// go-toml compares each new key with every earlier one of its table, so a
+// file of many keys took quadratic time (60 000 unknown keys: minutes).
+// MaxKeys keys decode in linear time; more are refused before decoding.
+func TestManyKeysAreBoundedAndFast(t *testing.T) {
+	doc := func(n int) []byte {
+		var b strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "k%d = %d\n", i, i)
+		}
+		return []byte(b.String())
+	}
+	_, err := Decode(doc(MaxKeys), "many.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) || len(probs.List) != MaxKeys {
+		t.Fatalf("want %d unknown keys, got %v", MaxKeys, len(probs.List))
+	}
+	if last := probs.List[MaxKeys-1]; last.Line != MaxKeys || last.Key != fmt.Sprintf("k%d", MaxKeys-1) {
+		t.Errorf("last problem %v, want line %d", last, MaxKeys)
+	}
+
+	start := time.Now()
+	_, err = Decode(doc(50000), "huge.toml")
+	elapsed := time.Since(start)
+	if !errors.As(err, &probs) || len(probs.List) != 1 || probs.List[0].Line != MaxKeys+1 || !strings.Contains(err.Error(), "more than 1000 keys") {
+		t.Fatalf("got %v", err)
+	}
+	// Well under a second; the bound leaves room for a slow shared
+	// machine but not for the quadratic decode.
+	if elapsed > 10*time.Second {
+		t.Errorf("refusing 50 000 keys took %v", elapsed)
+	}
+	var b strings.Builder
+	b.WriteString("x = {")
+	for i := 0; i <= MaxKeys; i++ {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "k%d = 1", i)
+	}
+	b.WriteString("}\n")
+	if _, err := Decode([]byte(b.String()), "inline.toml"); !strings.Contains(fmt.Sprint(err), "more than 1000 keys") {
+		t.Errorf("inline table of %d keys: %v", MaxKeys+1, err)
+	}
+}
+
+// Lines are right after multi-line strings, comments, CRLF line ends and
+// in inline tables.
+func TestLinesAcrossMultiLineValues(t *testing.T) {
+	doc := "# comment\r\n[federation]\r\nnote = \"\"\"\nline\nline\n\"\"\"\r\nbogus = 1\n[federation.gossip]\nfan_out = 0\nx = { y = 1,\n z = 2 }\n"
+	_, err := Decode([]byte(doc), "lines.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) {
+		t.Fatal(err)
+	}
+	want := map[string]int{"federation.note": 3, "federation.bogus": 7, "federation.gossip.fan_out": 9, "federation.gossip.x": 10}
+	if len(probs.List) != len(want) {
+		t.Fatalf("got %v", err)
+	}
+	for _, p := range probs.List {
+		if want[p.Key] != p.Line {
+			t.Errorf("%v: want line %d", p, want[p.Key])
+		}
 	}
 }
