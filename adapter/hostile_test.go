@@ -161,3 +161,25 @@ func TestErrorsQuoteNamesFromTheFile(t *testing.T) {
 		t.Errorf("CheckFinite: %q", err)
 	}
 }
+
+// ExportPEFT writes only configs that ReadPEFT reads back.
+func TestExportRefusesConfigsReadersRefuse(t *testing.T) {
+	u := New()
+	u.Set("fine", "m.lora_A.weight", NewTensor(1, 2))
+	u.Set("fine", "m.lora_B.weight", NewTensor(2, 1))
+	for name, cfg := range map[string]PEFTConfig{
+		"negative alpha":    {LoraAlpha: -2},
+		"zero rank pattern": {R: 1, RankPattern: map[string]int{"m": 0}},
+	} {
+		dir := filepath.Join(t.TempDir(), "out")
+		if err := ExportPEFT(u, "fine", dir, cfg); err == nil {
+			_, _, rerr := ReadPEFT(dir)
+			t.Errorf("%s: exported; reading back: %v", name, rerr)
+		}
+	}
+	v := New()
+	v.Set("fine", "head.weight", NewTensor(2))
+	if err := ExportPEFT(v, "fine", filepath.Join(t.TempDir(), "out"), PEFTConfig{R: -1}); err == nil {
+		t.Errorf("r = -1 exported")
+	}
+}

@@ -232,6 +232,11 @@ func ExportPEFT(u *Update, group string, dir string, cfg PEFTConfig) error {
 	if err != nil {
 		return fmt.Errorf("export %s: %w", dir, err)
 	}
+	// Hold the config to what ReadPEFT accepts, so an export always reads
+	// back (a negative lora_alpha or rank would be written otherwise).
+	if _, err := parsePEFTConfig(config, PEFTConfigFile); err != nil {
+		return fmt.Errorf("export %s: %w", dir, err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
