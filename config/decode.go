@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -76,6 +77,8 @@ func Decode(data []byte, name string) (Config, error) {
 	cfg := Default()
 	probs := &Problems{File: name}
 
+	// A UTF-8 byte order mark (Windows editors write one) is not content.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	data, unreadable, ok := screenDocument(data, probs)
 	if !ok {
 		return cfg, probs

@@ -208,3 +208,18 @@ func TestLinesAcrossMultiLineValues(t *testing.T) {
 		}
 	}
 }
+
+// Windows editors may start a UTF-8 file with a byte order mark; it is not
+// content, and refusing it as "invalid character at start of key: U+00EF"
+// sends the user looking for a character they cannot see.
+func TestByteOrderMarkIsIgnored(t *testing.T) {
+	cfg, err := Decode([]byte("\xef\xbb\xbf[federation]\r\nround_interval_secs = 60\r\n"), "bom.toml")
+	if err != nil || cfg.Federation.RoundIntervalSecs != 60 {
+		t.Fatalf("got %v, %v", cfg.Federation.RoundIntervalSecs, err)
+	}
+	_, err = Decode([]byte("\xef\xbb\xbf[federation]\nbogus = 1\n"), "bom.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) || len(probs.List) != 1 || probs.List[0].Line != 2 {
+		t.Fatalf("got %v", err)
+	}
+}
