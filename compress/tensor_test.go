@@ -3,6 +3,7 @@ package compress
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -433,4 +434,56 @@ func TestOrderKeySortsLikeFloats(t *testing.T) {
 	if err != nil || st.min != -7.5 || st.max != 2e30 || st.nonZero != 4 {
 		t.Fatalf("scan: %+v %v", st, err)
 	}
+	if orderKey(math.Float32bits(float32(math.Inf(-1)))) != negInfKey || orderKey(math.Float32bits(float32(math.Inf(1)))) != posInfKey {
+		t.Fatal("negInfKey or posInfKey is not the key of an infinity")
+	}
+}
+
+// TestScanMatchesReference checks the word-at-a-time scan against an
+// element-by-element one, on slices starting at every alignment and of odd
+// and even lengths, with zeros of both signs and non-finite values at any
+// position (first and last included, which the fast loop handles apart).
+func TestScanMatchesReference(t *testing.T) {
+	special := []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00001, 0x7f800001, 1, 0x80000001, 0x7f7fffff, 0xff7fffff}
+	rapid.Check(t, func(t *rapid.T) {
+		n := rapid.IntRange(1, 40).Draw(t, "n")
+		off := rapid.IntRange(0, 3).Draw(t, "offset")
+		backing := make([]float32, n+off)
+		data := backing[off:]
+		for i := range data {
+			if rapid.Bool().Draw(t, "special") {
+				data[i] = math.Float32frombits(rapid.SampledFrom(special).Draw(t, "bits"))
+			} else {
+				data[i] = float32(rapid.Float64Range(-1e6, 1e6).Draw(t, "v"))
+			}
+		}
+		firstBad := -1
+		mn, mx := float32(math.Inf(1)), float32(math.Inf(-1))
+		nonZero := 0
+		for i, v := range data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				if firstBad < 0 {
+					firstBad = i
+				}
+				continue
+			}
+			if v != 0 {
+				nonZero++
+			}
+			mn, mx = min(mn, v), max(mx, v)
+		}
+		st, err := scan(data)
+		if firstBad >= 0 {
+			if !errors.Is(err, ErrNonFinite) || !containsStr(err.Error(), fmt.Sprintf("element %d ", firstBad)) {
+				t.Fatalf("%v: err = %v, want element %d named", data, err, firstBad)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("%v: %v", data, err)
+		}
+		if math.Float32bits(st.min) != math.Float32bits(mn) || math.Float32bits(st.max) != math.Float32bits(mx) || st.nonZero != nonZero {
+			t.Fatalf("%v: scan %+v, reference min %v max %v non-zero %d", data, st, mn, mx, nonZero)
+		}
+	})
 }
