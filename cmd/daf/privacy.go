@@ -18,6 +18,7 @@ func init() {
 	privacyCmd := &cobra.Command{
 		Use:   "privacy",
 		Short: "Privacy arithmetic: ε of a noisy training run, σ for an (ε, δ) release",
+		RunE:  unknownSubcommand,
 	}
 	privacyCmd.AddCommand(newPrivacyEpsilonCmd(), newPrivacySigmaCmd())
 	rootCmd.AddCommand(privacyCmd)
