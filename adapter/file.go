@@ -38,6 +38,9 @@ func Marshal(u *Update) ([]byte, error) {
 			ts = append(ts, namedTensor{name, u.Groups[g][k]})
 		}
 	}
+	if g, k, r, ok := rankConflict(u); !ok {
+		return nil, fmt.Errorf("marshal update: %s %d, but tensor %q has rank %d", KeyRank, u.Meta.Rank, g+"/"+k, r)
+	}
 	return encodeSafetensors(ts, encodeMetadata(u.Meta))
 }
 
@@ -115,7 +118,44 @@ func unmarshal(data []byte, name string) (*Update, *safetensorsFile, error) {
 	if err := checkFactorPairs(u, name, isDAF); err != nil {
 		return nil, nil, err
 	}
+	if g, k, r, ok := rankConflict(u); !ok {
+		diskName := k
+		if isDAF {
+			diskName = g + "/" + k
+		}
+		return nil, nil, corrupt(name, "metadata "+KeyRank, "%d, but tensor %q has rank %d", u.Meta.Rank, diskName, r)
+	}
 	return u, f, nil
+}
+
+// rankConflict finds a LoRA factor whose rank differs from the metadata's
+// daf.rank (when it is set); ok is false if there is one. Factors have at
+// least two dimensions (checkFactorPairs).
+func rankConflict(u *Update) (group, key string, rank int, ok bool) {
+	if u.Meta.Rank == 0 {
+		return "", "", 0, true
+	}
+	for _, g := range u.GroupNames() {
+		for _, k := range u.Keys(g) {
+			if _, factor, isFactor := SplitLoRAKey(k); isFactor {
+				if r := factorRank(u.Groups[g][k], factor); r != u.Meta.Rank {
+					return g, k, r, false
+				}
+			}
+		}
+	}
+	return "", "", 0, true
+}
+
+// factorRank is r of a LoRA factor: A is r×in, B is out×r.
+func factorRank(t *Tensor, factor string) int {
+	if len(t.Shape) < 2 {
+		return -1
+	}
+	if factor == "B" {
+		return t.Shape[1]
+	}
+	return t.Shape[0]
 }
 
 // checkFactorPairs rejects LoRA factors that cannot be multiplied: a factor

@@ -179,8 +179,16 @@ func applyPEFTConfig(u *Update, cfg *PEFTConfig, file string) error {
 	u.Meta.Rank = cfg.R
 	u.Meta.LoraAlpha = cfg.LoraAlpha
 	u.Meta.FanInFanOut = cfg.FanInFanOut
-	if cfg.R == 0 || len(cfg.RankPattern) > 0 {
-		return nil // per-module ranks: the shapes are the truth
+	if cfg.R == 0 {
+		return nil
+	}
+	if len(cfg.RankPattern) > 0 {
+		// Per-module ranks: the shapes are the truth, and the update has
+		// one rank only if every factor has r.
+		if _, _, _, ok := rankConflict(u); !ok {
+			u.Meta.Rank = 0
+		}
+		return nil
 	}
 	for _, g := range u.GroupNames() {
 		for _, k := range u.Keys(g) {
