@@ -221,3 +221,21 @@ func TestRankMetadataMustMatchFactors(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A PEFT adapter read as "." (from inside its directory) is named after the
+// directory, not ".".
+func TestPEFTNodeNameFromRelativePath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my-adapter")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, PEFTModelFile), rawFile(`{}`, nil), 0o644)
+	t.Chdir(dir)
+	for _, path := range []string{".", "./", PEFTModelFile} {
+		u, _, err := ReadPEFT(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Meta.Node != "my-adapter" {
+			t.Errorf("ReadPEFT(%q): node %q, want my-adapter", path, u.Meta.Node)
+		}
+	}
+}

@@ -132,7 +132,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	if st.IsDir() {
 		modelPath = filepath.Join(path, PEFTModelFile)
 		configPath = filepath.Join(path, PEFTConfigFile)
-		node = filepath.Base(filepath.Clean(path))
+		node = dirName(path)
 		if _, err := os.Stat(modelPath); errors.Is(err, os.ErrNotExist) {
 			if _, binErr := os.Stat(filepath.Join(path, "adapter_model.bin")); binErr == nil {
 				return nil, nil, fmt.Errorf("%s: only adapter_model.bin (pickle) found; save the adapter with safe_serialization=True", path)
@@ -141,7 +141,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 		}
 	} else if filepath.Base(path) == PEFTModelFile {
 		configPath = filepath.Join(filepath.Dir(path), PEFTConfigFile)
-		node = filepath.Base(filepath.Dir(filepath.Clean(path)))
+		node = dirName(filepath.Dir(path))
 	}
 	data, err := readRegular(modelPath)
 	if err != nil {
@@ -171,6 +171,15 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 		}
 	}
 	return u, cfg, nil
+}
+
+// dirName is a directory's own name, also for "." or "./" (read from
+// inside the adapter's directory), which filepath.Base leaves as ".".
+func dirName(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return filepath.Base(filepath.Clean(dir))
 }
 
 // applyPEFTConfig copies rank, alpha and layout into the metadata and holds
