@@ -3,6 +3,7 @@ package adapter
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -213,6 +214,12 @@ func ReadFile(path string) (*Update, error) {
 // readRegular reads a regular file (following symlinks). A device such as
 // /dev/zero would never end and a FIFO would block, so neither is opened.
 func readRegular(path string) ([]byte, error) {
+	return readRegularMax(path, 0)
+}
+
+// readRegularMax is readRegular refusing a file of more than limit bytes
+// (0: no limit) without reading it.
+func readRegularMax(path string, limit int64) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -223,7 +230,26 @@ func readRegular(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	return os.ReadFile(path)
+	if limit == 0 {
+		return os.ReadFile(path)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, larger than the %d-byte limit", path, st.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The file may have grown since Stat.
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than the %d-byte limit", path, limit)
+	}
+	return data, nil
 }
 
 // WriteFile writes an update file atomically: a crash leaves either the old

@@ -239,3 +239,20 @@ func TestPEFTNodeNameFromRelativePath(t *testing.T) {
 		}
 	}
 }
+
+// adapter_config.json is a few hundred bytes; a huge one is refused
+// without being read into memory.
+func TestHugePEFTConfigIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, PEFTModelFile), rawFile(`{}`, nil), 0o644)
+	f, err := os.Create(filepath.Join(dir, PEFTConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(8 << 30) // sparse: no disk used
+	f.Close()
+	_, _, err = ReadPEFT(dir)
+	if err == nil || !strings.Contains(err.Error(), PEFTConfigFile) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -18,6 +18,10 @@ const (
 	PEFTConfigFile = "adapter_config.json"
 )
 
+// MaxPEFTConfigBytes bounds adapter_config.json, which PEFT writes in well
+// under 4 KiB.
+const MaxPEFTConfigBytes = 1 << 20
+
 // PEFTConfig is the part of PEFT's adapter_config.json that DAF uses, plus
 // every other field kept verbatim in Extra so an export writes back what
 // was read.
@@ -156,7 +160,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	}
 	var cfg *PEFTConfig
 	if configPath != "" {
-		cdata, err := readRegular(configPath)
+		cdata, err := readRegularMax(configPath, MaxPEFTConfigBytes)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
