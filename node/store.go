@@ -82,7 +82,7 @@ var ledgerKey = []byte("ledger")
 
 // LoadLedger and SaveLedger make the store a privacy.LedgerStore.
 func (s *Store) LoadLedger() ([]byte, bool, error) { return s.get(bucketLedger, ledgerKey) }
-func (s *Store) SaveLedger(data []byte) error     { return s.put(bucketLedger, ledgerKey, data) }
+func (s *Store) SaveLedger(data []byte) error      { return s.put(bucketLedger, ledgerKey, data) }
 
 // LoadStats and SaveStats make the store a defense.StatsStore: the
 // Byzantine detector's statistics per source node, as JSON.
