@@ -194,9 +194,7 @@ func TestAddAddrsJoinsLearnedPeers(t *testing.T) {
 			}
 		}
 	}
-	if got := len(hub.Peers()); got != 3 {
-		t.Fatalf("hub has %d peers, want 3", got)
-	}
+	waitFor(t, "the hub connected to all three leaves", 20*time.Second, func() bool { return len(hub.Peers()) == 3 })
 	if len(hosts[0].PeerAddrs(hosts[1].Self())) == 0 {
 		t.Fatal("no addresses recorded for a learned peer")
 	}
