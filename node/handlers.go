@@ -83,13 +83,23 @@ func (n *Node) onPeer(id gossip.PeerID, up bool) {
 		n.machine.Engine().Table().Seen(id, now)
 		return round.Ready{}
 	})
+	ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
+	defer cancel()
+	if rec, err := (&wire.KeysMessage{Kind: wire.KeysRecord, Record: n.record}).Marshal(); err == nil {
+		if err := n.host.Send(ctx, id, gossip.ProtoKeys, rec); err != nil {
+			n.log.Debug("key record not delivered", "peer", shortID(id), "err", err)
+		}
+	}
+	n.pushPeers(ctx, id)
+}
+
+// pushPeers sends our peer list to one peer (on connect and periodically).
+func (n *Node) pushPeers(ctx context.Context, id gossip.PeerID) {
 	msg, err := n.peerList(id)
 	if err != nil {
 		n.log.Warn("peer list", "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
-	defer cancel()
 	if err := n.host.Send(ctx, id, gossip.ProtoPeers, msg); err != nil {
 		n.log.Debug("peer exchange failed", "peer", shortID(id), "err", err)
 	}
@@ -168,17 +178,21 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 	}
 	now := time.Now()
 	var infos []gossip.PeerInfo
+	var bad error
 	for i, e := range entries {
 		rec, err := seal.UnmarshalKeyRecord(e.KeyRecord)
-		if err != nil {
-			return fmt.Errorf("peer list entry %d: %w", i, err)
+		if err == nil {
+			err = rec.Verify()
 		}
-		if err := rec.Verify(); err != nil {
-			return fmt.Errorf("peer list entry %d: %w", i, err)
+		var id gossip.PeerID
+		if err == nil {
+			id, err = p2p.PeerIDFromPublicKey(rec.Identity)
 		}
-		id, err := p2p.PeerIDFromPublicKey(rec.Identity)
 		if err != nil {
-			return fmt.Errorf("peer list entry %d: %w", i, err)
+			// A bad record is dropped and charged to the sender; the rest
+			// of its list is still used.
+			bad = errors.Join(bad, fmt.Errorf("peer list entry %d: %w", i, err))
+			continue
 		}
 		if id == n.self {
 			continue
@@ -187,7 +201,8 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 		for _, b := range e.Addrs {
 			a, err := ma.NewMultiaddrBytes(b)
 			if err != nil {
-				return fmt.Errorf("peer list entry %d (%s): address: %w", i, id, err)
+				bad = errors.Join(bad, fmt.Errorf("peer list entry %d (%s): address: %w", i, id, err))
+				continue
 			}
 			info.Addrs = append(info.Addrs, a.String())
 		}
@@ -215,6 +230,9 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 	}
 	n.submit(func(now time.Time) round.Ready {
 		var all round.Ready
+		if bad != nil {
+			n.machine.Engine().Table().Adjust(from, -gossip.PenaltyBad)
+		}
 		for _, info := range infos {
 			rd, err := n.machine.PeerSeen(now, info)
 			if err != nil {
@@ -224,6 +242,9 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 		}
 		return all
 	})
+	if bad != nil {
+		return fmt.Errorf("%w: %w", gossip.ErrSignature, bad)
+	}
 	return nil
 }
 
@@ -237,31 +258,83 @@ func mergeReady(a, b round.Ready) round.Ready {
 	return a
 }
 
-// handleKeys takes a pushed scope key grant (KeysPutGrant) from one of the
-// configured scope admins. The record and grant queries of wire's
-// /daf/keys/1 need an answer on the stream, which this one-message
-// transport does not carry: key records travel in peer lists instead.
+// handleKeys serves /daf/keys/1 (docs/PROTOCOL.md §6.2): a peer's key
+// record (its X25519 key, for grants addressed to it), a request for the
+// grants we hold for it, or a grant. A grant addressed to us from a
+// configured scope admin is unwrapped into the keyring; one addressed to
+// another node is kept to be served to it on request.
 func (n *Node) handleKeys(from gossip.PeerID, msg []byte) error {
-	req, err := wire.UnmarshalKeysRequest(msg)
+	q, err := wire.UnmarshalKeysMessage(msg)
 	if err != nil {
 		return err
 	}
-	if req.Kind != wire.KeysPutGrant {
-		return fmt.Errorf("keys request kind %d: only pushed grants are served; key records travel in /daf/peers/1 lists", req.Kind)
+	switch q.Kind {
+	case wire.KeysRecord:
+		rec, err := seal.UnmarshalKeyRecord(q.Record)
+		if err != nil {
+			return err
+		}
+		if err := rec.Verify(); err != nil {
+			return fmt.Errorf("%w: %v", gossip.ErrSignature, err)
+		}
+		id, err := p2p.PeerIDFromPublicKey(rec.Identity)
+		if err != nil {
+			return err
+		}
+		if id != from {
+			return fmt.Errorf("%w: key record of %s sent by %s", gossip.ErrSignature, id, from)
+		}
+		n.mu.Lock()
+		n.peerRecords[id] = append([]byte(nil), q.Record...)
+		n.mu.Unlock()
+		n.submit(func(now time.Time) round.Ready {
+			rd, err := n.machine.PeerSeen(now, gossip.PeerInfo{ID: id, SignKey: rec.Identity, BoxKey: rec.X25519, Contributes: true, LastSeen: now})
+			if err != nil {
+				n.log.Info("key record refused", "peer", shortID(id), "err", err)
+			}
+			return rd
+		})
+		return nil
+	case wire.KeysWantGrants:
+		n.mu.Lock()
+		grants := slices.Clone(n.heldGrants[from])
+		n.mu.Unlock()
+		if len(grants) > 0 {
+			go n.sendGrants(from, grants)
+		}
+		return nil
+	case wire.KeysGrant:
+		return n.takeGrant(q.Grant)
 	}
-	g, err := seal.UnmarshalScopeKeyGrant(req.Grant)
+	return fmt.Errorf("%w: keys message kind %d", gossip.ErrMalformed, q.Kind)
+}
+
+func (n *Node) takeGrant(raw []byte) error {
+	g, err := seal.UnmarshalScopeKeyGrant(raw)
 	if err != nil {
 		return err
 	}
 	if err := g.Verify(); err != nil {
+		return fmt.Errorf("%w: %v", gossip.ErrSignature, err)
+	}
+	recipient, err := p2p.PeerIDFromPublicKey(g.Recipient)
+	if err != nil {
 		return err
+	}
+	if recipient != n.self {
+		n.mu.Lock()
+		if len(n.heldGrants[recipient]) < maxHeldGrants {
+			n.heldGrants[recipient] = append(n.heldGrants[recipient], append([]byte(nil), raw...))
+		}
+		n.mu.Unlock()
+		return nil
 	}
 	issuer, err := p2p.PeerIDFromPublicKey(g.Issuer)
 	if err != nil {
 		return err
 	}
 	if !slices.Contains(n.cfg.ScopeAdmins, issuer) {
-		return fmt.Errorf("grant issuer %s is not a scope admin of this node", issuer)
+		return fmt.Errorf("%w: grant issuer %s is not a scope admin of this node", gossip.ErrNotMember, issuer)
 	}
 	k, err := g.Open(n.id)
 	if err != nil {
@@ -273,3 +346,21 @@ func (n *Node) handleKeys(from gossip.PeerID, msg []byte) error {
 	n.log.Info("scope key received", "scope", k.String(), "issuer", shortID(issuer))
 	return nil
 }
+
+func (n *Node) sendGrants(to gossip.PeerID, grants [][]byte) {
+	for _, g := range grants {
+		msg, err := (&wire.KeysMessage{Kind: wire.KeysGrant, Grant: g}).Marshal()
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
+		err = n.host.Send(ctx, to, gossip.ProtoKeys, msg)
+		cancel()
+		if err != nil {
+			n.log.Debug("grant not delivered", "peer", shortID(to), "err", err)
+		}
+	}
+}
+
+// maxHeldGrants bounds the grants kept for one other node.
+const maxHeldGrants = 64

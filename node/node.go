@@ -135,6 +135,7 @@ type Node struct {
 	status      Status
 	peerRecords map[gossip.PeerID][]byte // verified key records, for peer exchange
 	memberships map[gossip.PeerID][]wire.Membership
+	heldGrants  map[gossip.PeerID][][]byte // grants addressed to others, to serve them
 	statsBase   round.Stats
 }
 
@@ -183,6 +184,7 @@ func New(cfg Config) (*Node, error) {
 		notify:      make(chan RoundSummary, 256),
 		peerRecords: map[gossip.PeerID][]byte{},
 		memberships: map[gossip.PeerID][]wire.Membership{},
+		heldGrants:  map[gossip.PeerID][][]byte{},
 	}
 	n.runCtx, n.stop = context.WithCancel(context.Background())
 	if err := n.build(); err != nil {
@@ -254,8 +256,8 @@ func (n *Node) build() error {
 	if f.Security.ByzantineDetection {
 		n.stats = newStatsCache(n.store)
 		det := defense.NewDetector(dcfg, n.stats)
-		deps.Filter = defense.GossipFilter{Detector: det}
-		deps.Screen = sybilScreen{cfg: dcfg}
+		deps.Filter = deltaFilter{inner: defense.GossipFilter{Detector: det}, node: n}
+		deps.Screen = sybilScreen{cfg: dcfg, node: n}
 	}
 	st, err := n.restoreState()
 	if err != nil {
@@ -332,6 +334,7 @@ const (
 	currentAdapter  = "current.safetensors"
 	sendTimeout     = 30 * time.Second
 	peerRefreshRate = 2 * time.Second
+	peerPushEvery   = 15 // refreshes between periodic peer-list pushes (30 s)
 )
 
 // loadAdapter reads adapters/current.safetensors if a previous run left one.
@@ -452,6 +455,7 @@ func (n *Node) loop(ctx context.Context) error {
 	defer timer.Stop()
 	refresh := time.NewTicker(peerRefreshRate)
 	defer refresh.Stop()
+	pushes := 0
 	for {
 		var rd round.Ready
 		select {
@@ -463,6 +467,9 @@ func (n *Node) loop(ctx context.Context) error {
 			rd = ev(time.Now())
 		case <-refresh.C:
 			n.refreshPeers(time.Now())
+			if pushes++; pushes%peerPushEvery == 0 {
+				n.pushPeersAll()
+			}
 			rd = n.machine.Tick(time.Now())
 		}
 		if err := n.carry(ctx, rd); err != nil {
@@ -481,6 +488,19 @@ func (n *Node) loop(ctx context.Context) error {
 			}
 		}
 		timer.Reset(max(d, time.Millisecond))
+	}
+}
+
+// pushPeersAll sends our peer list to every connected peer, off the loop.
+func (n *Node) pushPeersAll() {
+	for _, p := range n.host.Peers() {
+		n.bg.Add(1)
+		go func() {
+			defer n.bg.Done()
+			ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
+			defer cancel()
+			n.pushPeers(ctx, p)
+		}()
 	}
 }
 

@@ -53,7 +53,18 @@ func (n *Node) startTraining(ctx context.Context, r uint64) {
 
 // train produces the node's releases for round r: train, turn the result
 // into a delta from the current model, then for each scope clip (and for
-// Public noise) it and charge the privacy ledger before it may leave.
+// Public noise) the delta, charge the privacy ledger, and release the
+// adapter current + delta.
+//
+// Why adapters travel rather than deltas: every node holds its own model,
+// and a node that missed a round (a straggler, a restart) holds a
+// different one. Averaging deltas would keep that offset forever, since a
+// delta says nothing about the model it was made from; averaging adapters
+// contracts the differences each round, so the nodes' models come
+// together. Privacy is unchanged: only the delta is clipped and noised, and
+// the current model is itself an aggregate of earlier releases
+// (post-processing). The Byzantine and Sybil filters judge the delta of a
+// received adapter from the receiver's own model (deltaFilter).
 func (n *Node) train(ctx context.Context, r uint64) ([]round.LocalUpdate, error) {
 	cur, err := n.currentOrInitial()
 	if err != nil {
@@ -90,7 +101,11 @@ func (n *Node) train(ctx context.Context, r uint64) ([]round.LocalUpdate, error)
 			n.log.Warn("release withheld", "round", r, "scope", m.String(), "err", err)
 			continue
 		}
-		ups = append(ups, round.LocalUpdate{Scope: m, Update: rel})
+		out, err := addDelta(cur, rel)
+		if err != nil {
+			return ups, fmt.Errorf("round %d %s: %w", r, m, err)
+		}
+		ups = append(ups, round.LocalUpdate{Scope: m, Update: out})
 	}
 	return ups, nil
 }
@@ -157,4 +172,38 @@ func deltaFrom(current, trained *adapter.Update) (*adapter.Update, error) {
 		}
 	}
 	return d, nil
+}
+
+// addDelta returns base + delta as an adapter (base nil counts as zeros).
+func addDelta(base, delta *adapter.Update) (*adapter.Update, error) {
+	out := delta.Clone()
+	out.Meta.Kind = adapter.KindAdapter
+	if base == nil {
+		return out, nil
+	}
+	for _, g := range out.GroupNames() {
+		for _, k := range out.Keys(g) {
+			t := out.Get(g, k)
+			b := base.Get(g, k)
+			if b == nil {
+				continue
+			}
+			if !b.SameShape(t) {
+				return nil, fmt.Errorf("delta %s/%s has shape %v, model %v", g, k, t.Shape, b.Shape)
+			}
+			for i := range t.Data {
+				t.Data[i] += b.Data[i]
+			}
+		}
+	}
+	// Tensors of the model the trainer left out travel unchanged, so the
+	// aggregate keeps every tensor of every node.
+	for _, g := range base.GroupNames() {
+		for _, k := range base.Keys(g) {
+			if out.Get(g, k) == nil {
+				out.Set(g, k, base.Get(g, k).Clone())
+			}
+		}
+	}
+	return out, nil
 }

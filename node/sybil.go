@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"slices"
 
 	"github.com/dafnet/daf/adapter"
@@ -11,14 +12,24 @@ import (
 
 // sybilScreen is the round machine's Screen: defense's Sybil clustering over
 // one round's updates, run before aggregation. Flagged sources are dropped.
-type sybilScreen struct{ cfg defense.Config }
+// Updates travel as adapters; the clustering compares what each node
+// changed, so each is judged as its delta from this node's model (the
+// adapters themselves are all alike once the federation has converged).
+type sybilScreen struct {
+	cfg  defense.Config
+	node *Node
+}
 
 func (s sybilScreen) Screen(_ uint64, _ gossip.Membership, in []round.Contribution) ([]round.Contribution, error) {
+	cur := s.node.Adapters()
 	ups := make([]*adapter.Update, len(in))
 	for i, c := range in {
-		u := *c.Update
-		u.Meta.Node = string(c.Source)
-		ups[i] = &u
+		d, err := deltaFrom(cur, c.Update)
+		if err != nil {
+			return nil, fmt.Errorf("sybil screen: update of %s: %w", c.Source, err)
+		}
+		d.Meta.Node = string(c.Source)
+		ups[i] = d
 	}
 	flagged := defense.DetectSybil(ups, s.cfg)
 	if len(flagged) == 0 {
@@ -31,4 +42,27 @@ func (s sybilScreen) Screen(_ uint64, _ gossip.Membership, in []round.Contributi
 		}
 	}
 	return kept, nil
+}
+
+// deltaFilter is the gossip engine's Byzantine filter: defense's detector
+// on the delta a received adapter makes to this node's model. A suspicious
+// verdict's down-weighting of the sample count carries over to the adapter.
+type deltaFilter struct {
+	inner defense.GossipFilter
+	node  *Node
+}
+
+func (f deltaFilter) Check(source gossip.PeerID, r uint64, scope gossip.Membership, u *adapter.Update) error {
+	if u == nil {
+		return f.inner.Check(source, r, scope, u)
+	}
+	d, err := deltaFrom(f.node.Adapters(), u)
+	if err != nil {
+		return fmt.Errorf("%w: %v", gossip.ErrByzantine, err)
+	}
+	if err := f.inner.Check(source, r, scope, d); err != nil {
+		return err
+	}
+	u.Meta.Samples = d.Meta.Samples
+	return nil
 }

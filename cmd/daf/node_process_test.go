@@ -262,4 +262,3 @@ func tail(b []byte, n int) []byte {
 	}
 	return b
 }
-
