@@ -2,8 +2,8 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"crypto/rand"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
