@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"sync"
 	"testing"
@@ -52,7 +53,7 @@ func BenchmarkRound(b *testing.B) {
 	for _, tc := range []struct {
 		nodes, params int
 		interval      int64
-	}{{16, 100_000, 4}, {16, 1_000_000, 12}} {
+	}{{16, 100_000, 4}, {16, 1_000_000, 20}} {
 		b.Run(fmt.Sprintf("nodes=%d/params=%d", tc.nodes, tc.params), func(b *testing.B) {
 			benchRound(b, tc.nodes, tc.params, tc.interval)
 		})
@@ -82,7 +83,7 @@ func benchRound(b *testing.B, size, params int, interval int64) {
 			boot = nodes[0].Addrs()
 		}
 		n, err := New(Config{Fed: fed, DataDir: b.TempDir(), Bootstrap: boot, Trainer: newFixedTrainer(params, uint64(i)),
-			ScopeKeys: []*seal.ScopeKey{key}, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+			ScopeKeys: []*seal.ScopeKey{key}, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Logger: benchLogger(i),
 			OnRoundDone: func(s RoundSummary) {
 				if s.Completed {
 					mu.Lock()
@@ -150,3 +151,5 @@ func benchRound(b *testing.B, size, params int, interval int64) {
 	b.ReportMetric(perNode/float64(len(upd)*fan), "sent/min")
 	b.ReportMetric(float64(count)/float64(size*b.N), "completed-fraction")
 }
+
+var benchLogger = func(int) *slog.Logger { return nil }

@@ -21,10 +21,9 @@ type sybilScreen struct {
 }
 
 func (s sybilScreen) Screen(_ uint64, _ gossip.Membership, in []round.Contribution) ([]round.Contribution, error) {
-	cur := s.node.Adapters()
 	ups := make([]*adapter.Update, len(in))
 	for i, c := range in {
-		d, err := deltaFrom(cur, c.Update)
+		d, err := s.node.deltaFromModel(c.Update)
 		if err != nil {
 			return nil, fmt.Errorf("sybil screen: update of %s: %w", c.Source, err)
 		}
@@ -56,7 +55,7 @@ func (f deltaFilter) Check(source gossip.PeerID, r uint64, scope gossip.Membersh
 	if u == nil {
 		return f.inner.Check(source, r, scope, u)
 	}
-	d, err := deltaFrom(f.node.Adapters(), u)
+	d, err := f.node.deltaFromModel(u)
 	if err != nil {
 		return fmt.Errorf("%w: %v", gossip.ErrByzantine, err)
 	}
@@ -65,4 +64,13 @@ func (f deltaFilter) Check(source gossip.PeerID, r uint64, scope gossip.Membersh
 	}
 	u.Meta.Samples = d.Meta.Samples
 	return nil
+}
+
+// deltaFromModel is u's delta from the node's current model, computed under
+// the model's lock instead of on a copy (a copy per received update would
+// cost a full model's allocation each time).
+func (n *Node) deltaFromModel(u *adapter.Update) (*adapter.Update, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return deltaFrom(n.current, u)
 }
