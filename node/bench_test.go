@@ -53,7 +53,7 @@ func BenchmarkRound(b *testing.B) {
 	for _, tc := range []struct {
 		nodes, params int
 		interval      int64
-	}{{16, 100_000, 4}, {16, 1_000_000, 20}} {
+	}{{16, 100_000, 4}, {16, 1_000_000, 20}, {8, 1_000_000, 12}} {
 		b.Run(fmt.Sprintf("nodes=%d/params=%d", tc.nodes, tc.params), func(b *testing.B) {
 			benchRound(b, tc.nodes, tc.params, tc.interval)
 		})
