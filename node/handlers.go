@@ -85,7 +85,7 @@ func (n *Node) onPeer(id gossip.PeerID, up bool) {
 	})
 	ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
 	defer cancel()
-	if rec, err := (&wire.KeysMessage{Kind: wire.KeysRecord, Record: n.record}).Marshal(); err == nil {
+	if rec, err := (&wire.KeysRequest{Kind: wire.KeysRecord, Record: n.record}).Marshal(); err == nil {
 		if err := n.host.Send(ctx, id, gossip.ProtoKeys, rec); err != nil {
 			n.log.Debug("key record not delivered", "peer", shortID(id), "err", err)
 		}
@@ -264,7 +264,7 @@ func mergeReady(a, b round.Ready) round.Ready {
 // configured scope admin is unwrapped into the keyring; one addressed to
 // another node is kept to be served to it on request.
 func (n *Node) handleKeys(from gossip.PeerID, msg []byte) error {
-	q, err := wire.UnmarshalKeysMessage(msg)
+	q, err := wire.UnmarshalKeysRequest(msg)
 	if err != nil {
 		return err
 	}
@@ -303,7 +303,7 @@ func (n *Node) handleKeys(from gossip.PeerID, msg []byte) error {
 			go n.sendGrants(from, grants)
 		}
 		return nil
-	case wire.KeysGrant:
+	case wire.KeysPutGrant:
 		return n.takeGrant(q.Grant)
 	}
 	return fmt.Errorf("%w: keys message kind %d", gossip.ErrMalformed, q.Kind)
@@ -349,7 +349,7 @@ func (n *Node) takeGrant(raw []byte) error {
 
 func (n *Node) sendGrants(to gossip.PeerID, grants [][]byte) {
 	for _, g := range grants {
-		msg, err := (&wire.KeysMessage{Kind: wire.KeysGrant, Grant: g}).Marshal()
+		msg, err := (&wire.KeysRequest{Kind: wire.KeysPutGrant, Grant: g}).Marshal()
 		if err != nil {
 			continue
 		}
