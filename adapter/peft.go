@@ -18,6 +18,10 @@ const (
 	PEFTConfigFile = "adapter_config.json"
 )
 
+// MaxPEFTConfigBytes bounds adapter_config.json, which PEFT writes in well
+// under 4 KiB.
+const MaxPEFTConfigBytes = 1 << 20
+
 // PEFTConfig is the part of PEFT's adapter_config.json that DAF uses, plus
 // every other field kept verbatim in Extra so an export writes back what
 // was read.
@@ -48,6 +52,13 @@ var peftTypedFields = map[string]bool{
 // parsePEFTConfig reads adapter_config.json, refusing non-LoRA adapters
 // and values DAF cannot use.
 func parsePEFTConfig(data []byte, file string) (*PEFTConfig, error) {
+	if !json.Valid(data) {
+		var probe any
+		return nil, corrupt(file, "config", "invalid JSON: %v", json.Unmarshal(data, &probe))
+	}
+	if !isJSONObject(data) {
+		return nil, corrupt(file, "config", "not a JSON object")
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, corrupt(file, "config", "invalid JSON: %v", err)
@@ -96,12 +107,14 @@ func parsePEFTConfig(data []byte, file string) (*PEFTConfig, error) {
 	if _, ok := raw["r"]; ok && c.R < 1 {
 		return nil, corrupt(file, "config r", "%d: want >= 1", c.R)
 	}
-	if math.IsInf(c.LoraAlpha, 0) || c.LoraAlpha < 0 {
+	// PEFT scales by lora_alpha/r, so 0 switches the adapter off; in our
+	// metadata 0 means "alpha = r", so a stated 0 cannot be carried over.
+	if v, ok := raw["lora_alpha"]; ok && string(v) != "null" && !(c.LoraAlpha > 0 && !math.IsInf(c.LoraAlpha, 0)) {
 		return nil, corrupt(file, "config lora_alpha", "%v: want a finite number > 0", c.LoraAlpha)
 	}
 	for m, r := range c.RankPattern {
 		if r < 1 {
-			return nil, corrupt(file, "config rank_pattern", "module %s: rank %d, want >= 1", m, r)
+			return nil, corrupt(file, "config rank_pattern", "module %s: rank %d, want >= 1", printable(m), r)
 		}
 	}
 	return c, nil
@@ -123,7 +136,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	if st.IsDir() {
 		modelPath = filepath.Join(path, PEFTModelFile)
 		configPath = filepath.Join(path, PEFTConfigFile)
-		node = filepath.Base(filepath.Clean(path))
+		node = dirName(path)
 		if _, err := os.Stat(modelPath); errors.Is(err, os.ErrNotExist) {
 			if _, binErr := os.Stat(filepath.Join(path, "adapter_model.bin")); binErr == nil {
 				return nil, nil, fmt.Errorf("%s: only adapter_model.bin (pickle) found; save the adapter with safe_serialization=True", path)
@@ -132,9 +145,9 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 		}
 	} else if filepath.Base(path) == PEFTModelFile {
 		configPath = filepath.Join(filepath.Dir(path), PEFTConfigFile)
-		node = filepath.Base(filepath.Dir(filepath.Clean(path)))
+		node = dirName(filepath.Dir(path))
 	}
-	data, err := os.ReadFile(modelPath)
+	data, err := readRegular(modelPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,7 +160,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	}
 	var cfg *PEFTConfig
 	if configPath != "" {
-		cdata, err := os.ReadFile(configPath)
+		cdata, err := readRegularMax(configPath, MaxPEFTConfigBytes)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
@@ -164,14 +177,31 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	return u, cfg, nil
 }
 
+// dirName is a directory's own name, also for "." or "./" (read from
+// inside the adapter's directory), which filepath.Base leaves as ".".
+func dirName(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return filepath.Base(filepath.Clean(dir))
+}
+
 // applyPEFTConfig copies rank, alpha and layout into the metadata and holds
 // the tensors to the config's rank.
 func applyPEFTConfig(u *Update, cfg *PEFTConfig, file string) error {
 	u.Meta.Rank = cfg.R
 	u.Meta.LoraAlpha = cfg.LoraAlpha
 	u.Meta.FanInFanOut = cfg.FanInFanOut
-	if cfg.R == 0 || len(cfg.RankPattern) > 0 {
-		return nil // per-module ranks: the shapes are the truth
+	if cfg.R == 0 {
+		return nil
+	}
+	if len(cfg.RankPattern) > 0 {
+		// Per-module ranks: the shapes are the truth, and the update has
+		// one rank only if every factor has r.
+		if _, _, _, ok := rankConflict(u); !ok {
+			u.Meta.Rank = 0
+		}
+		return nil
 	}
 	for _, g := range u.GroupNames() {
 		for _, k := range u.Keys(g) {
@@ -221,6 +251,11 @@ func ExportPEFT(u *Update, group string, dir string, cfg PEFTConfig) error {
 	}
 	config, err := encodePEFTConfig(cfg)
 	if err != nil {
+		return fmt.Errorf("export %s: %w", dir, err)
+	}
+	// Hold the config to what ReadPEFT accepts, so an export always reads
+	// back (a negative lora_alpha or rank would be written otherwise).
+	if _, err := parsePEFTConfig(config, PEFTConfigFile); err != nil {
 		return fmt.Errorf("export %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
