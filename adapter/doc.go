@@ -4,7 +4,17 @@
 // for a plain PEFT adapter), float32 tensors keyed by their PEFT names, plus
 // typed metadata (node, round, sample count, tier, scope, quality). Files are
 // safetensors with the tensor name "<group>/<PEFT key>" and daf.* metadata
-// keys, as specified in docs/FORMATS.md. Readers never trust a header:
-// sizes, offsets and dtypes are checked against the file before anything is
-// allocated.
+// keys, as specified in docs/FORMATS.md: Marshal and WriteFile write F32,
+// Unmarshal and ReadFile read F32, F16 and BF16 and widen exactly. A file
+// without daf.format, such as PEFT's adapter_model.safetensors, is read as
+// the single group "all"; ReadPEFT also reads adapter_config.json and
+// ExportPEFT writes one group back out as a PEFT adapter directory.
+//
+// Readers never trust a header: the header length, every dtype, shape and
+// offset are checked against the file before anything is allocated, the
+// tensors must tile the data section exactly, and every refusal wraps
+// ErrCorrupt (or ErrNonFinite for NaN and infinities) and names the file
+// and the tensor or metadata key at fault. Writes are atomic (temporary
+// file, fsync, rename, fsync of the directory), so a crash never leaves a
+// torn update in a node's data directory.
 package adapter

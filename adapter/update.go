@@ -107,8 +107,11 @@ type Metadata struct {
 	Scope     string
 	Rank      int     // 0 = derive from shapes
 	LoraAlpha float64 // 0 = equal to rank
-	Quality   map[string]GroupQuality
-	Extra     map[string]string
+	// FanInFanOut is PEFT's flag for base layers that store weights
+	// transposed (GPT-2's Conv1D): there ΔW = (α/r)·(B·A)ᵀ.
+	FanInFanOut bool
+	Quality     map[string]GroupQuality
+	Extra       map[string]string
 }
 
 // Update is one TALoRA release: per timestep group, tensors keyed by their

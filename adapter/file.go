@@ -1,0 +1,218 @@
+package adapter
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// PlainGroup is the single group a plain safetensors file (one without
+// daf.format, such as a PEFT adapter_model.safetensors) is read as.
+const PlainGroup = "all"
+
+// Marshal encodes an update as a safetensors file: F32 tensors named
+// "<group>/<PEFT key>" in sorted order and every daf.* metadata key. It
+// refuses what Unmarshal would refuse (bad names, shapes that do not match
+// the data, non-finite values, invalid metadata), so a written file always
+// reads back.
+func Marshal(u *Update) ([]byte, error) {
+	if u == nil {
+		return nil, errors.New("marshal update: nil update")
+	}
+	if err := checkMetadata(u.Meta); err != nil {
+		return nil, fmt.Errorf("marshal update: %w", err)
+	}
+	var ts []namedTensor
+	for _, g := range u.GroupNames() {
+		if g == "" || strings.Contains(g, "/") {
+			return nil, fmt.Errorf("marshal update: group name %q must be non-empty and contain no '/'", g)
+		}
+		for _, k := range u.Keys(g) {
+			name := g + "/" + k
+			if err := checkTensor(u.Groups[g][k], k); err != nil {
+				return nil, fmt.Errorf("marshal update: tensor %q: %w", name, err)
+			}
+			ts = append(ts, namedTensor{name, u.Groups[g][k]})
+		}
+	}
+	return encodeSafetensors(ts, encodeMetadata(u.Meta))
+}
+
+// checkTensor holds a tensor to what a reader accepts.
+func checkTensor(t *Tensor, key string) error {
+	if key == "" {
+		return errors.New("empty tensor key")
+	}
+	if t == nil {
+		return errors.New("nil tensor")
+	}
+	n := 1
+	for _, d := range t.Shape {
+		if d < 0 || d > math.MaxInt32 {
+			return fmt.Errorf("bad dimension %d in shape %v", d, t.Shape)
+		}
+		n *= d
+	}
+	if n != len(t.Data) {
+		return fmt.Errorf("shape %v holds %d values, data has %d", t.Shape, n, len(t.Data))
+	}
+	for i, v := range t.Data {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return fmt.Errorf("%w at index %d: %v", ErrNonFinite, i, v)
+		}
+	}
+	return nil
+}
+
+// Unmarshal decodes an update file. name is the file's path or label: it
+// appears in every error and gives daf.node its default. A file with
+// daf.format names its tensors "<group>/<PEFT key>"; a file without it is
+// a plain safetensors adapter (PEFT) and is read as the single group "all"
+// of kind adapter. F16 and BF16 tensors are widened exactly to float32.
+//
+// Errors wrap ErrCorrupt (bad structure or metadata) or ErrNonFinite (a NaN
+// or infinite value) and name the file and the tensor or key at fault.
+func Unmarshal(data []byte, name string) (*Update, error) {
+	u, _, err := unmarshal(data, name)
+	return u, err
+}
+
+// unmarshal also returns the stored entries, for inspection.
+func unmarshal(data []byte, name string) (*Update, *safetensorsFile, error) {
+	f, err := parseSafetensors(data, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	meta, err := decodeMetadata(f.Metadata, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, isDAF := f.Metadata[KeyFormat]
+	if !isDAF {
+		meta.Kind = KindAdapter
+	}
+	u := &Update{Meta: meta, Groups: map[string]map[string]*Tensor{}}
+	for _, st := range f.Tensors {
+		group, key := PlainGroup, st.Name
+		if isDAF {
+			var ok bool
+			group, key, ok = strings.Cut(st.Name, "/")
+			if !ok || group == "" || key == "" {
+				return nil, nil, corrupt(name, tensorPart(st.Name), "name is not <group>/<PEFT key>")
+			}
+		}
+		t := &Tensor{Shape: st.Shape, Data: decodeValues(st.Dtype, f.Data[st.Begin:st.End])}
+		for i, v := range t.Data {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return nil, nil, fmt.Errorf("%s: %s: %w at index %d: %v", name, tensorPart(st.Name), ErrNonFinite, i, v)
+			}
+		}
+		u.Set(group, key, t)
+	}
+	if err := checkFactorPairs(u, name, isDAF); err != nil {
+		return nil, nil, err
+	}
+	return u, f, nil
+}
+
+// checkFactorPairs rejects LoRA factors that cannot be multiplied: a factor
+// with fewer than two dimensions, or lora_A and lora_B of one module with
+// different ranks (A is r×in, B is out×r). A module missing one half is
+// allowed here; LoRA products refuse it where they need it.
+func checkFactorPairs(u *Update, file string, isDAF bool) error {
+	for _, g := range u.GroupNames() {
+		ranks := map[string]int{}
+		for _, k := range u.Keys(g) {
+			module, factor, ok := SplitLoRAKey(k)
+			if !ok {
+				continue
+			}
+			diskName := k
+			if isDAF {
+				diskName = g + "/" + k
+			}
+			t := u.Groups[g][k]
+			if len(t.Shape) < 2 {
+				return corrupt(file, tensorPart(diskName), "LoRA factor has shape %v, want at least 2 dimensions", t.Shape)
+			}
+			r := t.Shape[0]
+			if factor == "B" {
+				r = t.Shape[1]
+			}
+			if prev, seen := ranks[module]; seen && prev != r {
+				return corrupt(file, tensorPart(diskName), "rank %d does not match the other factor of module %s (rank %d)", r, module, prev)
+			}
+			ranks[module] = r
+		}
+	}
+	return nil
+}
+
+// ReadFile reads an update file, or a PEFT adapter directory (as group
+// "all"; see ReadPEFT). daf.node defaults to the file's base name without
+// .safetensors (for a directory, its name).
+func ReadFile(path string) (*Update, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		u, _, err := ReadPEFT(path)
+		return u, err
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Unmarshal(data, path)
+}
+
+// WriteFile writes an update file atomically: a crash leaves either the old
+// file or the new one, never a torn one.
+func WriteFile(path string, u *Update) error {
+	data, err := Marshal(u)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return writeAtomic(path, data, 0o644)
+}
+
+// writeAtomic writes to a temporary file in the same directory, syncs it,
+// renames it over path and syncs the directory so the rename is durable.
+func writeAtomic(path string, data []byte, perm os.FileMode) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err = tmp.Write(data); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(perm); err != nil {
+		return err
+	}
+	if err = tmp.Sync(); err != nil {
+		return err
+	}
+	if err = tmp.Close(); err != nil {
+		return err
+	}
+	if err = os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}

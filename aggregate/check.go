@@ -1,0 +1,111 @@
+package aggregate
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/dafnet/daf/adapter"
+)
+
+// nodeName is how errors and reports name an update: its daf.node, or its
+// position when the node is not set.
+func nodeName(u *adapter.Update, i int) string {
+	if u.Meta.Node != "" {
+		return u.Meta.Node
+	}
+	return fmt.Sprintf("update #%d", i+1)
+}
+
+// checkUpdates rejects nil updates, non-finite values (naming the node) and
+// mixed kinds.
+func checkUpdates(updates []*adapter.Update) error {
+	if len(updates) == 0 {
+		return ErrNoUpdates
+	}
+	for i, u := range updates {
+		if u == nil {
+			return fmt.Errorf("%w: update #%d is nil", ErrMismatch, i+1)
+		}
+		if err := u.CheckFinite(); err != nil {
+			return fmt.Errorf("node %q rejected: %w", nodeName(u, i), err)
+		}
+		if kindOf(u) != kindOf(updates[0]) {
+			return fmt.Errorf("%w: node %q is daf.kind=%s but node %q is daf.kind=%s", ErrMismatch,
+				nodeName(u, i), kindOf(u), nodeName(updates[0], 0), kindOf(updates[0]))
+		}
+		for _, g := range u.GroupNames() {
+			for _, k := range u.Keys(g) {
+				t := u.Groups[g][k]
+				if t == nil || t.NumElements() != len(t.Data) {
+					return fmt.Errorf("%w: node %q tensor %s/%s: shape does not match its data", ErrMismatch, nodeName(u, i), g, k)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func kindOf(u *adapter.Update) adapter.Kind {
+	if u.Meta.Kind == "" {
+		return adapter.KindDelta
+	}
+	return u.Meta.Kind
+}
+
+// member is one update's share in one group.
+type member struct {
+	node    string
+	u       *adapter.Update
+	tensors map[string]*adapter.Tensor
+}
+
+// groupMembers returns, for every group name present in any update (sorted),
+// the updates that carry it.
+func groupMembers(updates []*adapter.Update) ([]string, map[string][]member) {
+	byGroup := map[string][]member{}
+	for i, u := range updates {
+		for _, g := range u.GroupNames() {
+			byGroup[g] = append(byGroup[g], member{node: nodeName(u, i), u: u, tensors: u.Groups[g]})
+		}
+	}
+	names := make([]string, 0, len(byGroup))
+	for g := range byGroup {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	return names, byGroup
+}
+
+// checkSameKeys requires every member to carry exactly the first member's
+// tensor keys; it returns them sorted.
+func checkSameKeys(group string, ms []member) ([]string, error) {
+	keys := ms[0].u.Keys(group)
+	for _, m := range ms[1:] {
+		if len(m.tensors) != len(keys) {
+			return nil, fmt.Errorf("%w: group %s: node %q has %d tensors, node %q has %d", ErrMismatch,
+				group, m.node, len(m.tensors), ms[0].node, len(keys))
+		}
+		for _, k := range keys {
+			if m.tensors[k] == nil {
+				return nil, fmt.Errorf("%w: group %s: node %q lacks tensor %s that node %q has", ErrMismatch,
+					group, m.node, k, ms[0].node)
+			}
+		}
+	}
+	return keys, nil
+}
+
+// checkSameShapes requires every member's tensor under each key to have the
+// first member's shape.
+func checkSameShapes(group string, keys []string, ms []member) error {
+	for _, k := range keys {
+		first := ms[0].tensors[k]
+		for _, m := range ms[1:] {
+			if t := m.tensors[k]; !t.SameShape(first) {
+				return fmt.Errorf("%w: group %s tensor %s: node %q has shape %v, node %q has %v", ErrMismatch,
+					group, k, m.node, t.Shape, ms[0].node, first.Shape)
+			}
+		}
+	}
+	return nil
+}

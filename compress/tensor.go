@@ -1,0 +1,271 @@
+package compress
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+)
+
+// Codec identifiers, the first byte of an encoded tensor.
+const (
+	codecDense    byte = 1
+	codecSparse   byte = 2
+	codecConstant byte = 3
+	codecRaw      byte = 4
+)
+
+// headerLen: codec(1) bits(1) element count(4).
+const headerLen = 6
+
+// stats is what one pass over a tensor learns before choosing a codec.
+type stats struct {
+	min, max     float32
+	nonZero      int
+	minNZ, maxNZ float32
+}
+
+// scan checks every value is finite and collects min/max overall and over
+// the non-zeros, in one pass.
+func scan(data []float32) (stats, error) {
+	st := stats{min: float32(math.Inf(1)), max: float32(math.Inf(-1)), minNZ: float32(math.Inf(1)), maxNZ: float32(math.Inf(-1))}
+	for i, v := range data {
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+			return st, fmt.Errorf("%w: element %d is %v", ErrNonFinite, i, v)
+		}
+		if v < st.min {
+			st.min = v
+		}
+		if v > st.max {
+			st.max = v
+		}
+		if v != 0 {
+			st.nonZero++
+			if v < st.minNZ {
+				st.minNZ = v
+			}
+			if v > st.maxNZ {
+				st.maxNZ = v
+			}
+		}
+	}
+	return st, nil
+}
+
+// EncodeTensor encodes data with the codec the options and the data call for
+// (see the package documentation). It refuses NaN and ±Inf.
+func EncodeTensor(data []float32, opt Options) ([]byte, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
+	if uint64(len(data)) > math.MaxUint32 {
+		return nil, fmt.Errorf("%w: %d elements in one tensor", ErrTooLarge, len(data))
+	}
+	st, err := scan(data)
+	if err != nil {
+		return nil, err
+	}
+	n := len(data)
+	bits := opt.QuantizationBits
+	switch {
+	case n == 0:
+		return header(codecRaw, RawBits, 0, 0), nil
+	case st.min == st.max:
+		b := header(codecConstant, 0, n, 4)
+		return binary.LittleEndian.AppendUint32(b, math.Float32bits(st.min)), nil
+	case float64(n-st.nonZero)/float64(n) > opt.SparsityThreshold:
+		return encodeSparse(data, st, opt), nil
+	case bits == RawBits:
+		b := header(codecRaw, RawBits, n, 4*n)
+		for _, v := range data {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+		return b, nil
+	default:
+		b := header(codecDense, bits, n, 8+packedLen(n, bits))
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.min))
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.max))
+		b = b[:len(b)+packedLen(n, bits)]
+		lo, inv := quantParams(st.min, st.max, bits)
+		quantizeInto(b[headerLen+8:], data, bits, lo, inv, opt)
+		return b, nil
+	}
+}
+
+func header(codec byte, bits, n, bodyCap int) []byte {
+	b := make([]byte, headerLen, headerLen+bodyCap)
+	b[0] = codec
+	b[1] = byte(bits)
+	binary.LittleEndian.PutUint32(b[2:], uint32(n))
+	return b
+}
+
+func encodeSparse(data []float32, st stats, opt Options) []byte {
+	n, count, bits := len(data), st.nonZero, opt.QuantizationBits
+	valueBytes := 4 * count
+	if bits != RawBits {
+		valueBytes = 8 + packedLen(count, bits)
+	}
+	b := header(codecSparse, bits, n, 4+4*count+valueBytes)
+	b = binary.LittleEndian.AppendUint32(b, uint32(count))
+	values := make([]float32, 0, count)
+	for i, v := range data {
+		if v != 0 {
+			b = binary.LittleEndian.AppendUint32(b, uint32(i))
+			values = append(values, v)
+		}
+	}
+	if bits == RawBits {
+		for _, v := range values {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+		return b
+	}
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.minNZ))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.maxNZ))
+	start := len(b)
+	b = b[:start+packedLen(count, bits)]
+	lo, inv := quantParams(st.minNZ, st.maxNZ, bits)
+	quantizeInto(b[start:], values, bits, lo, inv, opt)
+	return b
+}
+
+// DecodeTensor decodes one tensor of at most maxElems elements. Every length
+// is checked before the output is allocated.
+func DecodeTensor(b []byte, maxElems int) ([]float32, error) {
+	if len(b) < headerLen {
+		return nil, fmt.Errorf("%w: %d bytes is shorter than a tensor header", ErrCorrupt, len(b))
+	}
+	codec, bits := b[0], int(b[1])
+	n := int(binary.LittleEndian.Uint32(b[2:]))
+	if n > maxElems {
+		return nil, fmt.Errorf("%w: tensor of %d elements, limit %d", ErrTooLarge, n, maxElems)
+	}
+	body := b[headerLen:]
+	switch codec {
+	case codecConstant:
+		if bits != 0 || len(body) != 4 {
+			return nil, fmt.Errorf("%w: constant tensor with bits %d and %d body bytes", ErrCorrupt, bits, len(body))
+		}
+		v := math.Float32frombits(binary.LittleEndian.Uint32(body))
+		if err := checkFinite(v, "constant value"); err != nil {
+			return nil, err
+		}
+		out := make([]float32, n)
+		for i := range out {
+			out[i] = v
+		}
+		return out, nil
+	case codecRaw:
+		if bits != RawBits || uint64(len(body)) != 4*uint64(n) {
+			return nil, fmt.Errorf("%w: raw tensor of %d elements with bits %d and %d body bytes", ErrCorrupt, n, bits, len(body))
+		}
+		out := make([]float32, n)
+		if err := decodeRaw(out, body); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case codecDense:
+		if bits < 1 || bits > 16 || uint64(len(body)) != 8+uint64(packedLen(n, bits)) {
+			return nil, fmt.Errorf("%w: dense tensor of %d elements with bits %d and %d body bytes", ErrCorrupt, n, bits, len(body))
+		}
+		lo, scale, err := rangeOf(body, bits)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]float32, n)
+		if err := dequantizeInto(out, body[8:], bits, lo, scale); err != nil {
+			return nil, err
+		}
+		return out, nil
+	case codecSparse:
+		return decodeSparse(body, n, bits)
+	}
+	return nil, fmt.Errorf("%w: unknown tensor codec %d", ErrCorrupt, codec)
+}
+
+func decodeSparse(body []byte, n, bits int) ([]float32, error) {
+	if bits != RawBits && (bits < 1 || bits > 16) {
+		return nil, fmt.Errorf("%w: sparse tensor with bits %d", ErrCorrupt, bits)
+	}
+	if len(body) < 4 {
+		return nil, fmt.Errorf("%w: sparse tensor without a count", ErrCorrupt)
+	}
+	count := int(binary.LittleEndian.Uint32(body))
+	if count > n {
+		return nil, fmt.Errorf("%w: sparse tensor with %d non-zeros in %d elements", ErrCorrupt, count, n)
+	}
+	valueBytes := 4 * uint64(count)
+	if bits != RawBits {
+		valueBytes = 8 + uint64(packedLen(count, bits))
+	}
+	if uint64(len(body)) != 4+4*uint64(count)+valueBytes {
+		return nil, fmt.Errorf("%w: sparse tensor of %d non-zeros at %d bits has %d body bytes, want %d", ErrCorrupt, count, bits, len(body), 4+4*uint64(count)+valueBytes)
+	}
+	idx := body[4 : 4+4*count]
+	prev := -1
+	for j := 0; j < count; j++ {
+		i := int(binary.LittleEndian.Uint32(idx[4*j:]))
+		if i >= n {
+			return nil, fmt.Errorf("%w: sparse index %d out of range (tensor of %d elements)", ErrCorrupt, i, n)
+		}
+		if i <= prev {
+			return nil, fmt.Errorf("%w: sparse index %d after %d (indices must be strictly increasing)", ErrCorrupt, i, prev)
+		}
+		prev = i
+	}
+	values := make([]float32, count)
+	vb := body[4+4*count:]
+	if bits == RawBits {
+		if err := decodeRaw(values, vb); err != nil {
+			return nil, err
+		}
+	} else {
+		lo, scale, err := rangeOf(vb, bits)
+		if err != nil {
+			return nil, err
+		}
+		if err := dequantizeInto(values, vb[8:], bits, lo, scale); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]float32, n)
+	for j, v := range values {
+		out[binary.LittleEndian.Uint32(idx[4*j:])] = v
+	}
+	return out, nil
+}
+
+func decodeRaw(out []float32, body []byte) error {
+	for i := range out {
+		v := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
+		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+			return fmt.Errorf("%w: raw element %d is %v", ErrNonFinite, i, v)
+		}
+		out[i] = v
+	}
+	return nil
+}
+
+// rangeOf reads and checks a quantised block's min and max.
+func rangeOf(body []byte, bits int) (lo, scale float64, err error) {
+	mn := math.Float32frombits(binary.LittleEndian.Uint32(body))
+	mx := math.Float32frombits(binary.LittleEndian.Uint32(body[4:]))
+	if err := checkFinite(mn, "min"); err != nil {
+		return 0, 0, err
+	}
+	if err := checkFinite(mx, "max"); err != nil {
+		return 0, 0, err
+	}
+	if mn > mx {
+		return 0, 0, fmt.Errorf("%w: min %v above max %v", ErrCorrupt, mn, mx)
+	}
+	levels := float64(uint32(1)<<bits - 1)
+	return float64(mn), (float64(mx) - float64(mn)) / levels, nil
+}
+
+func checkFinite(v float32, what string) error {
+	if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+		return fmt.Errorf("%w: %s is %v", ErrNonFinite, what, v)
+	}
+	return nil
+}

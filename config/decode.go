@@ -1,0 +1,267 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+
+	toml "github.com/pelletier/go-toml/v2"
+	"github.com/pelletier/go-toml/v2/unstable"
+)
+
+// Load reads, decodes and validates a federation.toml. The error, if any,
+// is a *Problems (wrapping ErrInvalid) listing everything wrong with the
+// file, or an I/O error naming the file.
+func Load(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Default(), fmt.Errorf("config %s: %w", path, err)
+	}
+	return Decode(data, path)
+}
+
+// Decode decodes a federation.toml document over Default(), so keys the file
+// omits keep their defaults, then validates the result. Decoding is strict:
+// an unknown key, a value of the wrong type or an array of the wrong length
+// is a problem with its line and key. Decoding does not stop at the first
+// problem: unknown keys, type errors and out-of-range values of one file
+// all come back together in one *Problems. name labels the document in
+// errors (usually its path).
+//
+// go-toml's own strict mode stops at the first type error and quietly
+// truncates or pads fixed-size arrays, so the document is first read as a
+// generic tree and then matched against Config field by field.
+func Decode(data []byte, name string) (Config, error) {
+	cfg := Default()
+	probs := &Problems{File: name}
+
+	var tree map[string]any
+	if err := toml.Unmarshal(data, &tree); err != nil {
+		line, key := 0, ""
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			line, _ = de.Position()
+			key = strings.Join(de.Key(), ".")
+		}
+		probs.addAt(line, key, "%s", strings.TrimPrefix(err.Error(), "toml: "))
+		return cfg, probs
+	}
+
+	lines := keyLines(data)
+	d := treeDecoder{lines: lines, probs: probs}
+	d.table(reflect.ValueOf(&cfg).Elem(), tree, "")
+	cfg.validate(probs)
+	for i := range probs.List {
+		if probs.List[i].Line == 0 {
+			probs.List[i].Line = lines.lookup(probs.List[i].Key)
+		}
+	}
+	// In file order, so the list reads top to bottom next to the file.
+	sort.SliceStable(probs.List, func(i, j int) bool { return probs.List[i].Line < probs.List[j].Line })
+	return cfg, probs.orNil()
+}
+
+// treeDecoder assigns a generic TOML tree to a struct whose fields carry
+// toml tags, recording every mismatch instead of stopping at the first.
+type treeDecoder struct {
+	lines lineIndex
+	probs *Problems
+}
+
+func (d treeDecoder) table(dst reflect.Value, tree map[string]any, prefix string) {
+	fields := map[string]reflect.Value{}
+	for i := 0; i < dst.NumField(); i++ {
+		tag := strings.Split(dst.Type().Field(i).Tag.Get("toml"), ",")[0]
+		if tag != "" && tag != "-" {
+			fields[tag] = dst.Field(i)
+		}
+	}
+	keys := make([]string, 0, len(tree))
+	for k := range tree {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		key := prefix + k
+		field, ok := fields[k]
+		if !ok {
+			d.probs.addAt(d.lines.lookup(key), key, "unknown key")
+			continue
+		}
+		d.value(field, tree[k], key)
+	}
+}
+
+func (d treeDecoder) value(dst reflect.Value, v any, key string) {
+	bad := func(want string) {
+		d.probs.addAt(d.lines.lookup(key), key, "want %s, got %s", want, describe(v))
+	}
+	switch dst.Kind() {
+	case reflect.Struct:
+		sub, ok := v.(map[string]any)
+		if !ok {
+			bad("a table")
+			return
+		}
+		d.table(dst, sub, key+".")
+	case reflect.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			bad("true or false")
+			return
+		}
+		dst.SetBool(b)
+	case reflect.String:
+		s, ok := v.(string)
+		if !ok {
+			bad("a string")
+			return
+		}
+		dst.SetString(s)
+	case reflect.Int, reflect.Int64:
+		n, ok := v.(int64)
+		if !ok || dst.OverflowInt(n) {
+			bad("an integer")
+			return
+		}
+		dst.SetInt(n)
+	case reflect.Float64:
+		switch n := v.(type) {
+		case float64:
+			dst.SetFloat(n)
+		case int64:
+			dst.SetFloat(float64(n))
+		default:
+			bad("a number")
+		}
+	case reflect.Array:
+		arr, ok := v.([]any)
+		if !ok || len(arr) != dst.Len() {
+			bad(fmt.Sprintf("an array of %d integers [start, end]", dst.Len()))
+			return
+		}
+		for i, e := range arr {
+			n, ok := e.(int64)
+			if !ok || dst.Index(i).OverflowInt(n) {
+				bad(fmt.Sprintf("an array of %d integers [start, end]", dst.Len()))
+				return
+			}
+			dst.Index(i).SetInt(n)
+		}
+	default:
+		// Only reachable if Config gains a field of a new kind; the tests
+		// decode every field, so this shows up there first.
+		d.probs.addAt(d.lines.lookup(key), key, "field of kind %s cannot be set from a config file", dst.Kind())
+	}
+}
+
+func describe(v any) string {
+	switch x := v.(type) {
+	case string:
+		return fmt.Sprintf("string %q", x)
+	case bool:
+		return fmt.Sprintf("boolean %v", x)
+	case int64:
+		return fmt.Sprintf("integer %d", x)
+	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) || x != math.Trunc(x) {
+			return fmt.Sprintf("float %v", x)
+		}
+		return fmt.Sprintf("float %.1f", x)
+	case []any:
+		return fmt.Sprintf("an array of %d values", len(x))
+	case map[string]any:
+		return "a table"
+	default:
+		return fmt.Sprintf("%T", v)
+	}
+}
+
+// lineIndex maps dotted keys ("federation.daf.coarse_range") to the line
+// where they are defined.
+type lineIndex map[string]int
+
+// lookup returns the line of key, or of its nearest defined parent (a key
+// inside an inline table, or a value problem about a table), or 0.
+func (l lineIndex) lookup(key string) int {
+	for key != "" {
+		if line, ok := l[key]; ok {
+			return line
+		}
+		i := strings.LastIndexByte(key, '.')
+		if i < 0 {
+			break
+		}
+		key = key[:i]
+	}
+	return 0
+}
+
+// keyLines walks the document's syntax tree to find where each key is
+// defined. It only runs on documents that already parsed.
+func keyLines(data []byte) lineIndex {
+	idx := lineIndex{}
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyParts(e.Key())
+			idx.record(&p, table, e.Key())
+		case unstable.KeyValue:
+			idx.keyValue(&p, table, e)
+		}
+	}
+	return idx
+}
+
+func (l lineIndex) keyValue(p *unstable.Parser, table []string, kv *unstable.Node) {
+	full := append(append([]string(nil), table...), keyParts(kv.Key())...)
+	l.record(p, full, kv.Key())
+	if v := kv.Value(); v != nil && v.Kind == unstable.InlineTable {
+		it := v.Children()
+		for it.Next() {
+			if c := it.Node(); c.Kind == unstable.KeyValue {
+				l.keyValue(p, full, c)
+			}
+		}
+	}
+}
+
+func (l lineIndex) record(p *unstable.Parser, parts []string, key unstable.Iterator) {
+	if !key.Next() {
+		return
+	}
+	line := p.Shape(key.Node().Raw).Start.Line
+	for i := range parts {
+		k := strings.Join(parts[:i+1], ".")
+		if _, ok := l[k]; !ok {
+			l[k] = line
+		}
+	}
+}
+
+func keyParts(it unstable.Iterator) []string {
+	var parts []string
+	for it.Next() {
+		parts = append(parts, string(it.Node().Data))
+	}
+	return parts
+}
+
+// Summary is a one-line description of a valid config for `daf config check`.
+func (c Config) Summary() string {
+	f := c.Federation
+	return fmt.Sprintf("groups coarse [%d,%d) %s, domain [%d,%d) %s, fine [%d,%d) %s; tier %s; round every %ds, %d..%d nodes; ε=%g δ=%g per round",
+		f.DAF.CoarseRange[0], f.DAF.CoarseRange[1], f.DAF.CoarseStrategy,
+		f.DAF.DomainRange[0], f.DAF.DomainRange[1], f.DAF.DomainStrategy,
+		f.DAF.FineRange[0], f.DAF.FineRange[1], f.DAF.FineStrategy,
+		f.Node.Tier, f.RoundIntervalSecs, f.MinNodesForAggregation, f.MaxNodesPerRound,
+		f.Privacy.Epsilon, f.Privacy.Delta)
+}

@@ -1,0 +1,73 @@
+// Package dlm is DAF's reference diffusion language model: a small
+// masked (absorbing-state) discrete diffusion model over bytes, written in
+// pure Go, with TALoRA banks — one LoRA bank per timestep group — that the
+// federation trains and exchanges.
+//
+// # The model
+//
+// Text is a sequence of SeqLen bytes. The forward process masks each byte
+// independently with probability m(t) = 1 − cos(π/2 · t/1000), t ∈ [0,1000]
+// (the cosine schedule): nothing is masked at t = 0, everything at t = 1000.
+// The denoiser is a bidirectional pre-norm transformer: embeddings of the
+// 256 byte values plus the mask token, learned positions, and a learned
+// embedding of t (20 buckets of 50) are added; Layers blocks of multi-head
+// self-attention (no causal mask) and a ReLU MLP follow; a final layer norm
+// and a linear head predict the clean byte at every masked position. The
+// loss is the cross-entropy on masked positions (nats per masked byte);
+// Evaluate also reports the continuous-time ELBO, ∫ m'(τ)/m(τ) · E[Σ CE]/L dτ,
+// a bound on the negative log-likelihood per byte, and its exp, a perplexity
+// bound. Sample runs the reverse process: start fully masked and reveal
+// bytes step by step.
+//
+// # TALoRA banks
+//
+// Every bank holds LoRA factors (rank r, scale α/r) on the q, k, v and o
+// projections of every block — PEFT names such as
+// base_model.model.layers.0.attn.q_proj.lora_A.weight (A is r×in, B is out×r).
+// The banks travel as an *adapter.Update with one group per timestep range
+// (coarse [700,1000), domain [300,700), fine [0,300) by default). A training
+// sequence's t picks its group's bank, and only that bank receives the
+// gradient; the base is frozen, so its weight gradients are never computed.
+// The groups see different problems: at fine times a byte is predicted
+// from almost all its context, at coarse times from almost none, which is
+// why their banks learn different things and why the DAF engine aggregates
+// them with different strategies. Train uses AdamW with optional gradient
+// clipping per bank and reports each group's loss before and after on a fixed
+// probe set as Meta.Quality (perplexities), which the quality-weighted
+// strategy reads. NewBanks initialises as PEFT does (A kaiming-uniform,
+// B = 0), so fresh banks leave the base unchanged.
+//
+// Trainer wraps Train and Evaluate for a node (`daf node --train-data`).
+//
+// # Speed and determinism
+//
+// Forward and backward passes are hand-written over float32 (gonum's BLAS
+// for the matrix products) and run one sequence per core. Gradients are
+// summed per fixed chunk of a batch and the chunks added in order, so a seed
+// gives bit-identical results on any number of cores. BenchmarkTrainStep
+// reports training bytes (tokens) per second.
+//
+// # The shipped base and why it has this size
+//
+// base.safetensors is embedded in the binary (DefaultBase), so neither the
+// demo nor a node pretrains at start. Its shape — SeqLen 64, d 64, 4 heads,
+// 2 layers, MLP 128, ~106 k weights, 0.4 MB in F32, banks of rank 4 with
+// α = 8 (4 096 values per group) — is set by the demo's budget: 5 arms × 3
+// seeds × 5 nodes × ~8 rounds must train inside 5 minutes on 2 cores,
+// which leaves each node-round about 0.3 s of CPU. At that budget a wider or
+// deeper model would see too few sequences for its banks to move; this one
+// adapts visibly in ~150 sequences. 64 bytes of context is enough for Go
+// source lines and English sentences.
+//
+// Regenerate it with
+//
+//	go run ./cmd/daf pretrain --out dlm/base.safetensors
+//
+// which trains on PretrainCorpus (the training parts of every default
+// domain: Newton's Opticks and the Go source of ten standard-library
+// packages, read from the local Go installation; held-out parts excluded)
+// with DefaultPretrainConfig, deterministically for its seed. The base is
+// general across those domains, and at its size it cannot fit any one of
+// them well, which leaves room for the per-node banks to specialise and for
+// federation to matter.
+package dlm

@@ -1,0 +1,50 @@
+package gossip
+
+import "github.com/dafnet/daf/adapter"
+
+// Digest identifies one release: a hash over the signed part of an envelope
+// (everything but the hop count), so every relayed copy has the same digest.
+type Digest [32]byte
+
+// Envelope is the verified header of a delta message plus its still-sealed
+// payload (DESIGN §5: federation, source, round, tier, scope, hops, payload,
+// signature).
+type Envelope struct {
+	Source   PeerID
+	Round    uint64
+	Scope    Membership
+	HopsLeft int
+	Digest   Digest
+	Payload  []byte
+	Size     int // bytes on the wire
+}
+
+// Codec turns updates into signed envelope messages and back. The product's
+// implementation is packages wire (envelope, size limits, Ed25519),
+// seal (scope keys) and compress (update encoding); package sim has a small
+// in-memory one. Implementations must be safe for concurrent use, so that a
+// daemon can unpack and open deltas on several cores before handing them
+// to the round machine.
+type Codec interface {
+	// Pack compresses, seals (Group and Tenant) and signs the node's own
+	// update as an envelope with hopsLeft hops to go.
+	Pack(round uint64, scope Membership, hopsLeft int, u *adapter.Update) ([]byte, error)
+	// Unpack decodes an envelope and verifies the source's signature and the
+	// size limits, without opening the payload. Errors wrap ErrMalformed,
+	// ErrTooLarge or ErrSignature.
+	Unpack(msg []byte) (Envelope, error)
+	// Open unseals and decodes the payload. Errors wrap ErrSeal or
+	// ErrMalformed.
+	Open(env Envelope) (*adapter.Update, error)
+	// WithHops returns msg re-encoded with a new hop count; the signature,
+	// which does not cover the hop count, stays valid.
+	WithHops(msg []byte, hopsLeft int) ([]byte, error)
+}
+
+// Filter is the Byzantine check a received update passes before it is
+// stored (defense.Detector in the product). It returns an error wrapping
+// ErrByzantine for an update it refuses; it may learn from every update it
+// accepts, so it is called once per distinct release.
+type Filter interface {
+	Check(source PeerID, round uint64, scope Membership, u *adapter.Update) error
+}

@@ -1,0 +1,226 @@
+package node
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names of state.db. Changing one orphans existing data, so they are
+// part of the data-directory format (docs/FORMATS.md).
+var (
+	bucketPeers      = []byte("peers")
+	bucketReputation = []byte("reputation")
+	bucketRounds     = []byte("rounds")
+	bucketLedger     = []byte("privacy_ledger")
+	bucketDetector   = []byte("detector")
+	bucketMeta       = []byte("meta")
+	allBuckets       = [][]byte{bucketPeers, bucketReputation, bucketRounds, bucketLedger, bucketDetector, bucketMeta}
+)
+
+// ErrCorruptState marks a state.db value that does not decode: the file was
+// damaged or written by an incompatible version.
+var ErrCorruptState = errors.New("corrupt node state")
+
+// Store is the node's durable state in one bbolt file. Every write is its
+// own transaction, committed and fsynced before the call returns, so a node
+// killed at any moment restarts from the last completed write.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// OpenStore opens (creating if needed) the bbolt file at path.
+func OpenStore(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init state %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Close closes the file.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) put(bucket, key, val []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put(key, val) })
+}
+
+// get returns a copy of the value, or ok=false.
+func (s *Store) get(bucket, key []byte) (val []byte, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucket).Get(key)
+		if v != nil {
+			val, ok = append([]byte(nil), v...), true
+		}
+		return nil
+	})
+	return val, ok, err
+}
+
+// ledgerKey and detectorKey are the single keys of their buckets.
+var (
+	ledgerKey   = []byte("ledger")
+	detectorKey = []byte("stats")
+)
+
+// LoadLedger and SaveLedger make the store a privacy.LedgerStore.
+func (s *Store) LoadLedger() ([]byte, bool, error) { return s.get(bucketLedger, ledgerKey) }
+func (s *Store) SaveLedger(data []byte) error      { return s.put(bucketLedger, ledgerKey, data) }
+
+// LoadStats and SaveStats persist the Byzantine detector's statistics.
+func (s *Store) LoadStats() ([]byte, bool, error) { return s.get(bucketDetector, detectorKey) }
+func (s *Store) SaveStats(data []byte) error      { return s.put(bucketDetector, detectorKey, data) }
+
+// PeerRecord is what the node remembers of a peer between runs.
+type PeerRecord struct {
+	ID       string    `json:"id"`
+	Addrs    []string  `json:"addrs,omitempty"`
+	Tier     string    `json:"tier,omitempty"`
+	Scope    string    `json:"scope,omitempty"`
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// PutPeer records a peer.
+func (s *Store) PutPeer(p PeerRecord) error {
+	buf, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.put(bucketPeers, []byte(p.ID), buf)
+}
+
+// Peers returns every recorded peer, in key order.
+func (s *Store) Peers() ([]PeerRecord, error) {
+	var out []PeerRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketPeers).ForEach(func(k, v []byte) error {
+			var p PeerRecord
+			if err := json.Unmarshal(v, &p); err != nil {
+				return fmt.Errorf("%w: peers/%s: %v", ErrCorruptState, k, err)
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	return out, err
+}
+
+// PutReputations stores reputations (a float64 per peer) in one transaction.
+func (s *Store) PutReputations(rep map[string]float64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketReputation)
+		for id, r := range rep {
+			if math.IsNaN(r) || math.IsInf(r, 0) {
+				return fmt.Errorf("reputation of peer %s is %v", id, r)
+			}
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], math.Float64bits(r))
+			if err := b.Put([]byte(id), v[:]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// Reputations returns every stored reputation.
+func (s *Store) Reputations() (map[string]float64, error) {
+	out := map[string]float64{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketReputation).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("%w: reputation/%s has %d bytes, want 8", ErrCorruptState, k, len(v))
+			}
+			r := math.Float64frombits(binary.BigEndian.Uint64(v))
+			if math.IsNaN(r) || math.IsInf(r, 0) {
+				return fmt.Errorf("%w: reputation/%s is %v", ErrCorruptState, k, r)
+			}
+			out[string(k)] = r
+			return nil
+		})
+	})
+	return out, err
+}
+
+// RoundRecord is one line of the round log.
+type RoundRecord struct {
+	Round        uint64    `json:"round"`
+	Scope        string    `json:"scope"`
+	Completed    bool      `json:"completed"`
+	SkipReason   string    `json:"skip_reason,omitempty"`
+	Contributors []string  `json:"contributors,omitempty"`
+	Rejected     int       `json:"rejected,omitempty"`
+	AdapterFile  string    `json:"adapter_file,omitempty"`
+	Finished     time.Time `json:"finished"`
+}
+
+// roundKey orders the log by round, then scope.
+func roundKey(round uint64, scope string) []byte {
+	k := make([]byte, 8, 8+len(scope))
+	binary.BigEndian.PutUint64(k, round)
+	return append(k, scope...)
+}
+
+// AppendRound writes a round's outcome.
+func (s *Store) AppendRound(r RoundRecord) error {
+	buf, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return s.put(bucketRounds, roundKey(r.Round, r.Scope), buf)
+}
+
+// LastRound returns the highest logged round, or ok=false on a fresh node.
+func (s *Store) LastRound() (rec RoundRecord, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		k, v := tx.Bucket(bucketRounds).Cursor().Last()
+		if k == nil {
+			return nil
+		}
+		if err := json.Unmarshal(v, &rec); err != nil {
+			return fmt.Errorf("%w: rounds/%x: %v", ErrCorruptState, k, err)
+		}
+		ok = true
+		return nil
+	})
+	return rec, ok, err
+}
+
+// Rounds returns the log from round `from` on, in order.
+func (s *Store) Rounds(from uint64) ([]RoundRecord, error) {
+	var out []RoundRecord
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRounds).Cursor()
+		for k, v := c.Seek(roundKey(from, "")); k != nil; k, v = c.Next() {
+			var r RoundRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("%w: rounds/%x: %v", ErrCorruptState, k, err)
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// PutMeta and Meta keep small named values (genesis time, federation id).
+func (s *Store) PutMeta(key string, val []byte) error  { return s.put(bucketMeta, []byte(key), val) }
+func (s *Store) Meta(key string) ([]byte, bool, error) { return s.get(bucketMeta, []byte(key)) }

@@ -1,0 +1,22 @@
+// Package p2p is the libp2p implementation of gossip.Transport: the only
+// place where DAF touches real sockets.
+//
+// A Host listens on TCP (Noise/TLS, yamux) and QUIC (TLS 1.3) with the node's
+// Ed25519 identity as its peer ID and the libp2p resource manager on. Every
+// DAF stream protocol (/daf/delta/1, /daf/keys/1, /daf/peers/1) is one
+// request per stream: the sender writes one length-prefixed frame and waits
+// for a one-frame verdict (accept, or refuse with a reason), so a refusal
+// reaches the sender as an error wrapping gossip.ErrRefused. The length is
+// checked against MaxMessageBytes before any buffer is allocated, and all
+// inbound payloads together draw from a bounded byte budget, so a peer cannot
+// make the node allocate more than that however many streams it opens.
+//
+// Around the transport the Host keeps the network together: it dials the
+// bootstrap peers and redials them (and every peer handed to AddAddrs, which
+// is how the node's peer exchange feeds it) when a connection drops, tells
+// OnPeer when a peer comes and goes, and pings connected peers periodically;
+// the round trip times feed Latency, which the adaptive peer selector reads.
+//
+// Drive it with New (which starts the background loops), register handlers
+// with Handle before traffic arrives, and Close at the end.
+package p2p

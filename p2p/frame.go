@@ -1,0 +1,123 @@
+package p2p
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Wire format of one request on a DAF stream:
+//
+//	uint32 big-endian length N | N bytes of message
+//
+// and of the reply:
+//
+//	1 byte verdict (0 accept, 1 refuse) | uint16 big-endian length R | R bytes of reason (UTF-8)
+//
+// A fixed-width length rather than a varint keeps the limit check trivial:
+// four bytes are read, compared with the limit, and only then is a buffer made.
+
+const (
+	verdictAccept = 0
+	verdictRefuse = 1
+
+	// maxReasonBytes bounds a refusal reason; longer reasons are cut.
+	maxReasonBytes = 1024
+	// DefaultMaxMessageBytes is DESIGN §5's default envelope limit.
+	DefaultMaxMessageBytes = 64 << 20
+)
+
+// writeFrame writes one length-prefixed message.
+func writeFrame(w io.Writer, msg []byte) error {
+	if uint64(len(msg)) > uint64(^uint32(0)) {
+		return fmt.Errorf("%w: %d bytes do not fit a 32-bit frame", ErrTooLarge, len(msg))
+	}
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(msg)
+	return err
+}
+
+// readFrameHeader reads the length and checks it against limit before the
+// caller allocates anything.
+func readFrameHeader(r io.Reader, limit int64) (int64, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, fmt.Errorf("%w: reading length: %v", ErrBadFrame, err)
+	}
+	n := int64(binary.BigEndian.Uint32(hdr[:]))
+	if n > limit {
+		return n, fmt.Errorf("%w: %d bytes announced, limit %d", ErrTooLarge, n, limit)
+	}
+	return n, nil
+}
+
+// readFrame reads one message of at most limit bytes.
+func readFrame(r io.Reader, limit int64) ([]byte, error) {
+	n, err := readFrameHeader(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("%w: message of %d bytes cut short: %v", ErrBadFrame, n, err)
+	}
+	return buf, nil
+}
+
+// writeVerdict writes the reply frame; a nil refusal means accept.
+func writeVerdict(w io.Writer, refusal error) error {
+	if refusal == nil {
+		_, err := w.Write([]byte{verdictAccept, 0, 0})
+		return err
+	}
+	reason := refusal.Error()
+	if len(reason) > maxReasonBytes {
+		reason = reason[:maxReasonBytes]
+	}
+	buf := make([]byte, 3+len(reason))
+	buf[0] = verdictRefuse
+	binary.BigEndian.PutUint16(buf[1:3], uint16(len(reason)))
+	copy(buf[3:], reason)
+	_, err := w.Write(buf)
+	return err
+}
+
+// readVerdict reads the reply frame: accepted, or refused with the reason.
+func readVerdict(r io.Reader) (accepted bool, reason string, err error) {
+	var hdr [3]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return false, "", fmt.Errorf("%w: reading verdict: %v", ErrBadFrame, err)
+	}
+	n := int(binary.BigEndian.Uint16(hdr[1:3]))
+	if n > maxReasonBytes {
+		return false, "", fmt.Errorf("%w: refusal reason of %d bytes, limit %d", ErrBadFrame, n, maxReasonBytes)
+	}
+	switch hdr[0] {
+	case verdictAccept:
+		if n != 0 {
+			return false, "", fmt.Errorf("%w: accept verdict with a %d-byte reason", ErrBadFrame, n)
+		}
+		return true, "", nil
+	case verdictRefuse:
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return false, "", fmt.Errorf("%w: refusal reason cut short: %v", ErrBadFrame, err)
+		}
+		return false, string(buf), nil
+	default:
+		return false, "", fmt.Errorf("%w: unknown verdict byte %d", ErrBadFrame, hdr[0])
+	}
+}
+
+// readFull is io.ReadFull with the frame error category.
+func readFull(r io.Reader, buf []byte) (int, error) {
+	n, err := io.ReadFull(r, buf)
+	if err != nil {
+		return n, fmt.Errorf("%w: message of %d bytes cut short after %d: %v", ErrBadFrame, len(buf), n, err)
+	}
+	return n, nil
+}

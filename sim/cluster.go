@@ -1,0 +1,497 @@
+package sim
+
+import (
+	"container/heap"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dafnet/daf/adapter"
+	"github.com/dafnet/daf/gossip"
+	"github.com/dafnet/daf/round"
+)
+
+// ClusterConfig describes a simulated federation.
+type ClusterConfig struct {
+	Nodes  int // named n1 … nN
+	Round  round.Config
+	Params int // model parameters per node
+	Seed   uint64
+	// Latency is the one-way delay of every message; Bandwidth (bytes per
+	// second, 0 = unlimited) adds transfer time proportional to size.
+	Latency   time.Duration
+	Bandwidth float64
+	TrainTime time.Duration // default local training time
+	// MaxMagnitude is [federation.security] max_magnitude_multiplier for the
+	// simulated Byzantine filter.
+	MaxMagnitude float64
+}
+
+// Node is one simulated node: its round machine, identity, store and model.
+type Node struct {
+	ID        gossip.PeerID
+	M         *round.Machine
+	Codec     *Codec
+	Filter    *NormFilter
+	Store     *Store
+	Model     []float32
+	Target    []float32
+	Samples   float64
+	TrainTime time.Duration
+	// Scale multiplies every update the node releases (a Byzantine node
+	// uses a large one); ForgeAs makes it also send garbage in another
+	// node's name each round.
+	Scale   float32
+	ForgeAs gossip.PeerID
+	Crashed bool
+
+	gen        int
+	nextTick   time.Time
+	tickQueued bool
+	rng        *rand.Rand
+}
+
+// Cluster is a deterministic multi-node harness: every node's round machine
+// runs on one goroutine against a virtual clock and a queue of timed
+// events (ticks, message deliveries, training and aggregation results).
+// The same seed gives the same run, message for message.
+type Cluster struct {
+	Cfg   ClusterConfig
+	Now   time.Time
+	Net   *Network
+	Keys  *Keyring
+	Nodes []*Node
+
+	byID    map[gossip.PeerID]*Node
+	queue   eventQueue
+	seq     uint64
+	started bool
+	out     []string
+}
+
+type eventKind int
+
+const (
+	evTick eventKind = iota
+	evDeliver
+	evTrained
+	evAggregated
+	evHeartbeat
+)
+
+type event struct {
+	at    time.Time
+	seq   uint64
+	kind  eventKind
+	node  gossip.PeerID
+	gen   int
+	from  gossip.PeerID
+	msg   []byte
+	round uint64
+	scope gossip.Membership
+	upd   *adapter.Update
+	err   error
+	out   gossip.Outbound // evDeliver: what the sender asked for
+}
+
+type eventQueue []*event
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if !q[i].at.Equal(q[j].at) {
+		return q[i].at.Before(q[j].at)
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(*event)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// NewCluster builds the federation at the round config's genesis; every
+// node knows every other (as after bootstrap and peer exchange).
+func NewCluster(cfg ClusterConfig) (*Cluster, error) {
+	if cfg.Nodes < 1 || cfg.Params < 1 {
+		return nil, fmt.Errorf("sim: need at least one node and one parameter (nodes=%d params=%d)", cfg.Nodes, cfg.Params)
+	}
+	if cfg.Round.Genesis.IsZero() {
+		cfg.Round.Genesis = time.Unix(0, 0)
+	}
+	if cfg.MaxMagnitude == 0 {
+		cfg.MaxMagnitude = 10
+	}
+	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{}}
+	scopeKeys := map[gossip.Membership][]byte{}
+	for _, m := range cfg.Round.Memberships {
+		k := sha256.Sum256(fmt.Appendf(nil, "daf-sim-scope/%s/%d", m, cfg.Seed))
+		scopeKeys[m] = k[:]
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x5eed))
+	for i := 1; i <= cfg.Nodes; i++ {
+		id := gossip.PeerID(fmt.Sprintf("n%d", i))
+		priv := NewIdentity(id, cfg.Seed)
+		c.Keys.Add(id, priv.Public().(ed25519.PublicKey))
+		n := &Node{
+			ID:        id,
+			Codec:     &Codec{Self: id, Priv: priv, Keys: c.Keys, ScopeKeys: scopeKeys},
+			Filter:    &NormFilter{Multiplier: cfg.MaxMagnitude},
+			Store:     NewStore(),
+			Model:     make([]float32, cfg.Params),
+			Target:    make([]float32, cfg.Params),
+			Samples:   float64(50 + 10*i),
+			TrainTime: cfg.TrainTime,
+			Scale:     1,
+			rng:       rand.New(rand.NewPCG(cfg.Seed, uint64(i))),
+		}
+		for j := range n.Target {
+			n.Target[j] = float32(rng.NormFloat64())
+		}
+		c.Net.Join(id)
+		c.Nodes = append(c.Nodes, n)
+		c.byID[id] = n
+	}
+	for _, n := range c.Nodes {
+		if err := c.boot(n); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// start runs the first tick of every node and the first heartbeat; it is
+// deferred to the first RunUntil so a scenario can set nodes up first.
+func (c *Cluster) start() {
+	c.started = true
+	for _, n := range c.Nodes {
+		c.handle(n, n.M.Tick(c.Now))
+	}
+	c.heartbeat()
+	c.push(&event{at: c.nextSlot(), kind: evHeartbeat})
+}
+
+// Node returns a node by ID.
+func (c *Cluster) Node(id gossip.PeerID) (*Node, error) {
+	n, ok := c.byID[id]
+	if !ok {
+		return nil, fmt.Errorf("sim: no node %q", id)
+	}
+	return n, nil
+}
+
+func (c *Cluster) boot(n *Node) error {
+	rc := c.Cfg.Round
+	rc.Self = n.ID
+	m, err := round.New(rc, round.Deps{
+		Codec: n.Codec, Filter: n.Filter, Rand: rand.New(rand.NewPCG(c.Cfg.Seed, uint64(n.gen)<<32|uint64(len(n.ID)))),
+		Selector: &gossip.AdaptiveSelector{Self: n.ID},
+	}, n.Store.State())
+	if err != nil {
+		return fmt.Errorf("sim: node %s: %w", n.ID, err)
+	}
+	n.M = m
+	return nil
+}
+
+func (c *Cluster) info(n *Node) gossip.PeerInfo {
+	idx := strings.TrimPrefix(string(n.ID), "n")
+	return gossip.PeerInfo{
+		ID:          n.ID,
+		Addrs:       []string{"/ip4/10.0." + idx + ".1/tcp/4001"},
+		SignKey:     n.Codec.Priv.Public().(ed25519.PublicKey),
+		Memberships: c.Cfg.Round.Memberships,
+		Contributes: c.Cfg.Round.Contributes,
+		Incarnation: uint64(n.gen + 1),
+		LastSeen:    c.Now,
+	}
+}
+
+func (c *Cluster) push(e *event) {
+	c.seq++
+	e.seq = c.seq
+	heap.Push(&c.queue, e)
+}
+
+func (c *Cluster) logf(format string, args ...any) {
+	c.out = append(c.out, fmt.Sprintf(format, args...))
+}
+
+// TakeLog returns and clears the lines logged since the last call.
+func (c *Cluster) TakeLog() []string {
+	out := c.out
+	c.out = nil
+	return out
+}
+
+func (c *Cluster) nextSlot() time.Time {
+	s := c.Nodes[0].M.Schedule()
+	return s.End(s.RoundAt(c.Now))
+}
+
+// heartbeat tells every node about every peer it can reach, as libp2p
+// connection events and peer exchange do in the daemon.
+func (c *Cluster) heartbeat() {
+	for _, a := range c.Nodes {
+		if a.Crashed || !c.up(a) {
+			continue
+		}
+		for _, b := range c.Nodes {
+			if a == b || b.Crashed || !c.Net.Reachable(a.ID, b.ID) {
+				continue
+			}
+			rd, err := a.M.PeerSeen(c.Now, c.info(b))
+			if err != nil {
+				c.logf("%s peer record of %s refused: %v", a.ID, b.ID, err)
+			}
+			c.handle(a, rd)
+		}
+	}
+}
+
+func (c *Cluster) up(n *Node) bool {
+	c.Net.mu.RLock()
+	defer c.Net.mu.RUnlock()
+	return !c.Net.down[n.ID]
+}
+
+func (c *Cluster) scheduleTick(n *Node) {
+	d := n.M.NextDeadline()
+	if n.tickQueued && d.Equal(n.nextTick) {
+		return
+	}
+	n.nextTick, n.tickQueued = d, true
+	c.push(&event{at: d, kind: evTick, node: n.ID, gen: n.gen})
+}
+
+func (c *Cluster) transfer(size int) time.Duration {
+	d := c.Cfg.Latency
+	if c.Cfg.Bandwidth > 0 {
+		d += time.Duration(float64(size) / c.Cfg.Bandwidth * float64(time.Second))
+	}
+	return d
+}
+
+// handle carries out a Ready the way the daemon does.
+func (c *Cluster) handle(n *Node, rd round.Ready) {
+	n.Store.Write(rd.Persist)
+	for _, s := range rd.Send {
+		c.push(&event{at: c.Now.Add(c.transfer(len(s.Msg))), kind: evDeliver, node: s.To, from: n.ID, msg: s.Msg, out: s, gen: n.gen})
+	}
+	for _, a := range rd.Apply {
+		if t := a.Update.Get(modelGroup, modelKey); t != nil && len(t.Data) == len(n.Model) {
+			copy(n.Model, t.Data)
+		}
+		c.logf("r%d %s applied %d updates [%s] at +%s", a.Round, n.ID, len(a.Participants), joinIDs(a.Participants), c.sinceStart(n, a.Round))
+	}
+	for _, s := range rd.Skipped {
+		c.logf("r%d %s skipped %s at +%s: %s", s.Round, n.ID, s.Reason, c.sinceStart(n, s.Round), s.Detail)
+	}
+	for _, j := range rd.Aggregate {
+		agg, err := Aggregate(j.Contributions)
+		c.push(&event{at: c.Now, kind: evAggregated, node: n.ID, gen: n.gen, round: j.Round, scope: j.Scope, upd: agg, err: err})
+	}
+	for _, r := range rd.Train {
+		u := TrainUpdate(n.Model, n.Target, n.Samples, n.Scale)
+		u.Meta.Round = r
+		c.push(&event{at: c.Now.Add(n.TrainTime), kind: evTrained, node: n.ID, gen: n.gen, round: r, upd: u})
+	}
+	c.scheduleTick(n)
+}
+
+// RunUntil processes every event up to and including time t.
+func (c *Cluster) RunUntil(t time.Time) {
+	if !c.started {
+		c.start()
+	}
+	for c.queue.Len() > 0 && !c.queue[0].at.After(t) {
+		e := heap.Pop(&c.queue).(*event)
+		if e.at.After(c.Now) {
+			c.Now = e.at
+		}
+		c.dispatch(e)
+	}
+	if t.After(c.Now) {
+		c.Now = t
+	}
+}
+
+func (c *Cluster) dispatch(e *event) {
+	if e.kind == evHeartbeat {
+		c.heartbeat()
+		c.push(&event{at: c.nextSlot(), kind: evHeartbeat})
+		return
+	}
+	n := c.byID[e.node]
+	if e.kind == evDeliver && (n.Crashed || !c.up(n)) {
+		e.out.To = e.node
+		if s := c.byID[e.from]; !s.Crashed && s.gen == e.gen && c.up(s) && e.out.Msg != nil {
+			c.handle(s, s.M.SendFailed(c.Now, e.out, ErrUnreachable))
+		}
+		return
+	}
+	if n.Crashed || (e.kind != evDeliver && e.gen != n.gen) || !c.up(n) {
+		return
+	}
+	switch e.kind {
+	case evTick:
+		if !e.at.Equal(n.nextTick) {
+			return
+		}
+		n.tickQueued = false
+		c.handle(n, n.M.Tick(c.Now))
+	case evDeliver:
+		if !c.Net.Reachable(e.from, e.node) {
+			// The sender learns of the failure, as from Transport.Send.
+			if s := c.byID[e.from]; !s.Crashed && s.gen == e.gen && e.out.To != "" {
+				c.handle(s, s.M.SendFailed(c.Now, e.out, ErrUnreachable))
+			}
+			return
+		}
+		c.Net.mu.Lock()
+		c.Net.sent[e.from] += uint64(len(e.msg))
+		c.Net.received[e.node] += uint64(len(e.msg))
+		c.Net.mu.Unlock()
+		rd, _ := n.M.DeltaReceived(c.Now, e.from, e.msg, nil)
+		c.handle(n, rd)
+	case evTrained:
+		n.Filter.Observe(e.upd.L2())
+		scope := c.Cfg.Round.Memberships[0]
+		rd, err := n.M.LocalUpdateReady(c.Now, e.round, round.LocalUpdate{Scope: scope, Update: e.upd})
+		if err != nil {
+			c.logf("r%d %s local update dropped: %v", e.round, n.ID, err)
+		}
+		c.handle(n, rd)
+		if n.ForgeAs != "" {
+			c.forge(n, e.round, scope)
+		}
+	case evAggregated:
+		rd, err := n.M.AggregateDone(c.Now, e.round, e.scope, e.upd, e.err)
+		if err != nil {
+			c.logf("r%d %s aggregate dropped: %v", e.round, n.ID, err)
+		}
+		c.handle(n, rd)
+	}
+}
+
+// forge sends every reachable peer a garbage update claiming to come from
+// n.ForgeAs, signed with n's own key.
+func (c *Cluster) forge(n *Node, r uint64, scope gossip.Membership) {
+	fake := *n.Codec
+	fake.SignAs = n.ForgeAs
+	garbage := adapter.New()
+	t := adapter.NewTensor(len(n.Model))
+	for i := range t.Data {
+		t.Data[i] = float32(n.rng.NormFloat64() * 1e3)
+	}
+	garbage.Set(modelGroup, modelKey, t)
+	msg, err := fake.Pack(r, scope, c.Cfg.Round.MaxHops, garbage)
+	if err != nil {
+		c.logf("r%d %s forge failed: %v", r, n.ID, err)
+		return
+	}
+	for _, p := range c.Nodes {
+		if p != n && c.Net.Reachable(n.ID, p.ID) {
+			c.push(&event{at: c.Now.Add(c.transfer(len(msg))), kind: evDeliver, node: p.ID, from: n.ID, msg: msg})
+		}
+	}
+}
+
+// SetDown takes a node off the network (a dropout: its state is kept) or
+// brings it back.
+func (c *Cluster) SetDown(id gossip.PeerID, down bool) error {
+	n, err := c.Node(id)
+	if err != nil {
+		return err
+	}
+	c.Net.SetDown(id, down)
+	if !down && !n.Crashed {
+		n.tickQueued = false
+		c.handle(n, n.M.Tick(c.Now))
+		c.heartbeat()
+	}
+	return nil
+}
+
+// Crash kills a node: its machine and everything not persisted are lost.
+func (c *Cluster) Crash(id gossip.PeerID) error {
+	n, err := c.Node(id)
+	if err != nil {
+		return err
+	}
+	n.Crashed, n.M = true, nil
+	n.gen++
+	c.Net.SetDown(id, true)
+	return nil
+}
+
+// Restart boots a crashed node from its store, as the daemon does after
+// SIGKILL.
+func (c *Cluster) Restart(id gossip.PeerID) error {
+	n, err := c.Node(id)
+	if err != nil {
+		return err
+	}
+	if !n.Crashed {
+		return fmt.Errorf("sim: node %s is running", id)
+	}
+	n.gen++
+	if err := c.boot(n); err != nil {
+		return err
+	}
+	n.Crashed, n.tickQueued = false, false
+	c.Net.SetDown(id, false)
+	c.handle(n, n.M.Tick(c.Now))
+	c.heartbeat()
+	return nil
+}
+
+// MeanTarget is the sample-weighted mean of the nodes' targets: where
+// federated averaging drives the models.
+func (c *Cluster) MeanTarget() []float32 {
+	out := make([]float32, c.Cfg.Params)
+	var total float64
+	for _, n := range c.Nodes {
+		total += n.Samples
+	}
+	for _, n := range c.Nodes {
+		w := float32(n.Samples / total)
+		for i, v := range n.Target {
+			out[i] += w * v
+		}
+	}
+	return out
+}
+
+// Spread is the largest distance between two nodes' models.
+func (c *Cluster) Spread(ids ...gossip.PeerID) float64 {
+	var s float64
+	for i, a := range c.Nodes {
+		for _, b := range c.Nodes[i+1:] {
+			if len(ids) > 0 && (!slices.Contains(ids, a.ID) || !slices.Contains(ids, b.ID)) {
+				continue
+			}
+			s = max(s, distance(a.Model, b.Model))
+		}
+	}
+	return s
+}
+
+// sinceStart is how far into round r's slot the cluster clock is.
+func (c *Cluster) sinceStart(n *Node, r uint64) time.Duration {
+	return c.Now.Sub(n.M.Schedule().Start(r)).Round(time.Millisecond)
+}
+
+func joinIDs(ids []gossip.PeerID) string {
+	s := make([]string, len(ids))
+	for i, id := range ids {
+		s[i] = string(id)
+	}
+	return strings.Join(s, " ")
+}

@@ -1,0 +1,307 @@
+package sim
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+
+	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/dafnet/daf/adapter"
+	"github.com/dafnet/daf/gossip"
+	"github.com/dafnet/daf/privacy"
+)
+
+// Keyring maps peer IDs to their Ed25519 keys. In libp2p the key is
+// embedded in the peer ID itself; the simulator shares one keyring instead.
+type Keyring struct {
+	mu   sync.RWMutex
+	keys map[gossip.PeerID]ed25519.PublicKey
+}
+
+// NewKeyring returns an empty keyring.
+func NewKeyring() *Keyring { return &Keyring{keys: map[gossip.PeerID]ed25519.PublicKey{}} }
+
+// Add registers a peer's public key.
+func (k *Keyring) Add(id gossip.PeerID, pub ed25519.PublicKey) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.keys[id] = slices.Clone(pub)
+}
+
+func (k *Keyring) get(id gossip.PeerID) (ed25519.PublicKey, bool) {
+	k.mu.RLock()
+	defer k.mu.RUnlock()
+	p, ok := k.keys[id]
+	return p, ok
+}
+
+// MaxMessage is the simulated envelope limit, checked before any allocation.
+const MaxMessage = 64 << 20
+
+const codecMagic = "DAFsim1\x00"
+
+// Codec is the simulator's gossip.Codec: a small binary envelope signed with
+// Ed25519 over everything but the hop count, with Group and Tenant payloads
+// sealed by ChaCha20-Poly1305 under a per-scope key. It stands in for the
+// product's wire+seal+compress stack with the same failure categories, so
+// scenario tests exercise every rejection path.
+//
+// Layout: magic(8) | hops(1) | len(body)(4) | body | sig(64), where body =
+// source, round(8), tier(1), scope, payload (strings and payload prefixed by
+// a 4-byte length). Payload: per tensor, group, key, rank, dims, float32s
+// (little-endian), then samples as float64.
+type Codec struct {
+	Self      gossip.PeerID
+	Priv      ed25519.PrivateKey
+	Keys      *Keyring
+	ScopeKeys map[gossip.Membership][]byte // 32-byte keys of the Group/Tenant scopes held
+	// SignAs makes Pack claim another source while signing with Priv: the
+	// forged delta of the "garbage under another's name" scenario.
+	SignAs gossip.PeerID
+}
+
+// NewIdentity derives a deterministic key pair for a simulated node.
+func NewIdentity(id gossip.PeerID, seed uint64) ed25519.PrivateKey {
+	h := sha256.Sum256(fmt.Appendf(nil, "daf-sim-identity/%s/%d", id, seed))
+	return ed25519.NewKeyFromSeed(h[:])
+}
+
+func sealed(t privacy.Tier) bool { return t == privacy.Group || t == privacy.Tenant }
+
+// Pack implements gossip.Codec.
+func (c *Codec) Pack(round uint64, scope gossip.Membership, hops int, u *adapter.Update) ([]byte, error) {
+	if hops < 0 || hops > 255 {
+		return nil, fmt.Errorf("%w: hop count %d", gossip.ErrMalformed, hops)
+	}
+	payload := encodeUpdate(u)
+	if sealed(scope.Tier) {
+		key, ok := c.ScopeKeys[scope]
+		if !ok {
+			return nil, fmt.Errorf("%w: node %s holds no key for %s", gossip.ErrSeal, c.Self, scope)
+		}
+		aead, err := chacha20poly1305.NewX(key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: scope key for %s: %w", gossip.ErrSeal, scope, err)
+		}
+		nonce := sha256.Sum256(append(fmt.Appendf(nil, "%s/%d/%s", c.Self, round, scope), payload...))
+		payload = aead.Seal(slices.Clone(nonce[:aead.NonceSize()]), nonce[:aead.NonceSize()], payload, []byte(scope.String()))
+	}
+	source := c.Self
+	if c.SignAs != "" {
+		source = c.SignAs
+	}
+	var body []byte
+	body = appendBytes(body, []byte(source))
+	body = binary.LittleEndian.AppendUint64(body, round)
+	body = append(body, byte(scope.Tier))
+	body = appendBytes(body, []byte(scope.Scope))
+	body = appendBytes(body, payload)
+	msg := make([]byte, 0, len(codecMagic)+5+len(body)+ed25519.SignatureSize)
+	msg = append(msg, codecMagic...)
+	msg = append(msg, byte(hops))
+	msg = binary.LittleEndian.AppendUint32(msg, uint32(len(body)))
+	msg = append(msg, body...)
+	return append(msg, ed25519.Sign(c.Priv, body)...), nil
+}
+
+// Unpack implements gossip.Codec.
+func (c *Codec) Unpack(msg []byte) (gossip.Envelope, error) {
+	if len(msg) > MaxMessage {
+		return gossip.Envelope{}, fmt.Errorf("%w: %d bytes, limit %d", gossip.ErrTooLarge, len(msg), MaxMessage)
+	}
+	head := len(codecMagic) + 5
+	if len(msg) < head+ed25519.SignatureSize || string(msg[:len(codecMagic)]) != codecMagic {
+		return gossip.Envelope{}, fmt.Errorf("%w: not a simulator envelope (%d bytes)", gossip.ErrMalformed, len(msg))
+	}
+	hops := int(msg[len(codecMagic)])
+	n := int(binary.LittleEndian.Uint32(msg[len(codecMagic)+1:]))
+	if n != len(msg)-head-ed25519.SignatureSize {
+		return gossip.Envelope{}, fmt.Errorf("%w: body length %d does not match message size %d", gossip.ErrMalformed, n, len(msg))
+	}
+	body := msg[head : head+n]
+	sig := msg[head+n:]
+	r := reader{b: body}
+	source := gossip.PeerID(r.bytes())
+	round := r.u64()
+	tier := privacy.Tier(r.byte())
+	scope := string(r.bytes())
+	payload := r.bytes()
+	if r.err != nil || len(r.b) != 0 {
+		return gossip.Envelope{}, fmt.Errorf("%w: envelope body", gossip.ErrMalformed)
+	}
+	if tier < privacy.Private || tier > privacy.Public {
+		return gossip.Envelope{}, fmt.Errorf("%w: tier %d", gossip.ErrMalformed, tier)
+	}
+	pub, ok := c.Keys.get(source)
+	if !ok || !ed25519.Verify(pub, body, sig) {
+		return gossip.Envelope{}, fmt.Errorf("%w: claimed source %q", gossip.ErrSignature, source)
+	}
+	return gossip.Envelope{
+		Source: source, Round: round, Scope: gossip.Membership{Tier: tier, Scope: scope},
+		HopsLeft: hops, Digest: sha256.Sum256(body), Payload: payload, Size: len(msg),
+	}, nil
+}
+
+// Open implements gossip.Codec.
+func (c *Codec) Open(env gossip.Envelope) (*adapter.Update, error) {
+	payload := env.Payload
+	if sealed(env.Scope.Tier) {
+		key, ok := c.ScopeKeys[env.Scope]
+		if !ok {
+			return nil, fmt.Errorf("%w: node %s holds no key for %s", gossip.ErrSeal, c.Self, env.Scope)
+		}
+		aead, err := chacha20poly1305.NewX(key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", gossip.ErrSeal, err)
+		}
+		if len(payload) < aead.NonceSize() {
+			return nil, fmt.Errorf("%w: payload shorter than a nonce", gossip.ErrSeal)
+		}
+		payload, err = aead.Open(nil, payload[:aead.NonceSize()], payload[aead.NonceSize():], []byte(env.Scope.String()))
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s payload from %s: %w", gossip.ErrSeal, env.Scope, env.Source, err)
+		}
+	}
+	u, err := decodeUpdate(payload)
+	if err != nil {
+		return nil, err
+	}
+	u.Meta.Node = string(env.Source)
+	u.Meta.Round = env.Round
+	u.Meta.Tier = env.Scope.Tier.String()
+	u.Meta.Scope = env.Scope.Scope
+	return u, nil
+}
+
+// WithHops implements gossip.Codec.
+func (c *Codec) WithHops(msg []byte, hops int) ([]byte, error) {
+	if len(msg) <= len(codecMagic) || hops < 0 || hops > 255 {
+		return nil, fmt.Errorf("%w: cannot set %d hops", gossip.ErrMalformed, hops)
+	}
+	out := slices.Clone(msg)
+	out[len(codecMagic)] = byte(hops)
+	return out, nil
+}
+
+func appendBytes(b, v []byte) []byte {
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) fail() { r.err = gossip.ErrMalformed; r.b = nil }
+
+func (r *reader) byte() byte {
+	if r.err != nil || len(r.b) < 1 {
+		r.fail()
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) u32() uint32 {
+	if r.err != nil || len(r.b) < 4 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint32(r.b)
+	r.b = r.b[4:]
+	return v
+}
+
+func (r *reader) u64() uint64 {
+	if r.err != nil || len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) bytes() []byte {
+	n := r.u32()
+	if r.err != nil || uint64(n) > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func encodeUpdate(u *adapter.Update) []byte {
+	var b []byte
+	var count uint32
+	for _, g := range u.GroupNames() {
+		count += uint32(len(u.Groups[g]))
+	}
+	b = binary.LittleEndian.AppendUint32(b, count)
+	for _, g := range u.GroupNames() {
+		for _, k := range u.Keys(g) {
+			t := u.Groups[g][k]
+			b = appendBytes(b, []byte(g))
+			b = appendBytes(b, []byte(k))
+			b = append(b, byte(len(t.Shape)))
+			for _, d := range t.Shape {
+				b = binary.LittleEndian.AppendUint32(b, uint32(d))
+			}
+			for _, v := range t.Data {
+				b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+			}
+		}
+	}
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(u.Meta.Samples))
+}
+
+func decodeUpdate(p []byte) (*adapter.Update, error) {
+	r := reader{b: p}
+	n := r.u32()
+	u := adapter.New()
+	for i := uint32(0); i < n && r.err == nil; i++ {
+		g := string(r.bytes())
+		k := string(r.bytes())
+		rank := int(r.byte())
+		elems := 1
+		shape := make([]int, rank)
+		for j := range shape {
+			shape[j] = int(r.u32())
+			if shape[j] < 0 || (shape[j] > 0 && elems > len(p)/shape[j]) {
+				r.fail()
+				break
+			}
+			elems *= shape[j]
+		}
+		if r.err != nil || elems*4 > len(r.b) {
+			r.fail()
+			break
+		}
+		t := &adapter.Tensor{Shape: shape, Data: make([]float32, elems)}
+		for j := range t.Data {
+			t.Data[j] = math.Float32frombits(r.u32())
+		}
+		u.Set(g, k, t)
+	}
+	u.Meta.Samples = math.Float64frombits(r.u64())
+	if r.err != nil || len(r.b) != 0 {
+		return nil, fmt.Errorf("%w: update payload", gossip.ErrMalformed)
+	}
+	if err := u.CheckFinite(); err != nil {
+		return nil, fmt.Errorf("%w: %w", gossip.ErrMalformed, err)
+	}
+	if math.IsNaN(u.Meta.Samples) || math.IsInf(u.Meta.Samples, 0) || u.Meta.Samples <= 0 {
+		return nil, fmt.Errorf("%w: sample count %v", gossip.ErrMalformed, u.Meta.Samples)
+	}
+	return u, nil
+}

@@ -1,0 +1,13 @@
+// Package sim is the in-memory side of DAF's network: a Network of
+// gossip.Transport endpoints for tests of code that owns goroutines, and a
+// Cluster, a deterministic multi-node harness in which every node's
+// round.Machine runs against a virtual clock and a timed event queue. The
+// Cluster also has the in-memory twins of the daemon's collaborators: a
+// signing and sealing Codec, a Store, a norm-based Byzantine filter, a
+// synthetic trainer and a sample-weighted aggregator.
+//
+// Scenario scripts in testdata/ drive a Cluster (dropouts, stragglers,
+// partitions, Byzantine and forging nodes, restarts) and compare its log
+// with the golden output below each command; go test ./sim -rewrite
+// regenerates the outputs.
+package sim

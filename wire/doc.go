@@ -1,0 +1,34 @@
+// Package wire is DAF's message layer: the signed, versioned envelope that
+// carries one update from its source through relays, its hard size limits,
+// the replay guard, and the framing of the /daf/delta/1, /daf/keys/1 and
+// /daf/peers/1 stream protocols. docs/PROTOCOL.md is the specification; this
+// package is its reference implementation.
+//
+// # Why a hand-written binary format
+//
+// The envelope is small and fixed: ten fields, two of them variable-length
+// strings of at most 255 bytes and one opaque payload. A hand-written layout
+// lets the decoder check every length against the limits before it allocates
+// anything, put the payload last so a reader can stream it in chunks, and
+// place the hop count (the one field relays change) at a fixed offset outside
+// the signed bytes. The signed bytes are then a plain concatenation with a
+// domain prefix, which any implementation can reproduce from the spec
+// without a schema compiler; protobuf would add a generated-code dependency,
+// unknown-field and duplicate-field rules that a signature must pin down,
+// and varints whose non-canonical encodings make "the same message" ambiguous.
+// The format is versioned by its second field; an unknown version is refused
+// with an error naming both versions.
+//
+// # How it is driven
+//
+// A sender builds an Envelope (payload already compressed and, for Group and
+// Tenant, sealed with the scope key), calls Sign, and writes it with
+// WriteEnvelope on a /daf/delta/1 stream. A receiver calls ReadEnvelope
+// (limits checked before allocation), Verify (signature, before any
+// decryption or decoding of the payload), then ReplayGuard.Check with its
+// current round, then opens and decodes the payload. A relay increments Hops
+// and forwards the envelope unchanged otherwise, without re-signing.
+//
+// Sign and Verify live here rather than in seal so that seal knows nothing
+// about envelopes: wire imports seal, never the other way round.
+package wire
