@@ -119,7 +119,7 @@ x = 1
 		"federation.gossip.propagation_timeout_secs",
 		"federation.daf.coarse_strategy",
 		"federation.daf.trim_fraction",
-		"federation.daf.coarse_range", // overlap with domain? no: gap 600..650
+		"federation.daf.coarse_range", // the gap [600, 650) between domain and coarse
 		"federation.privacy.epsilon",
 		"federation.privacy.delta",
 		"federation.privacy.clip_bound",

@@ -19,7 +19,7 @@ import (
 func Load(path string) (Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return Default(), fmt.Errorf("config %s: %w", path, err)
+		return Default(), fmt.Errorf("read config: %w", err)
 	}
 	return Decode(data, path)
 }

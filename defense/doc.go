@@ -43,6 +43,10 @@
 // Penalize. Accepted: aggregate with full weight and Reward the source.
 // Once a round's updates are collected, DetectSybil over them gives the
 // identities whose updates to drop from that round's aggregation.
+// GossipFilter does the per-update part for the gossip engine
+// (gossip.Filter): it judges by the envelope's signed source, turns
+// Rejected into gossip.ErrByzantine and carries a Suspicious weight into
+// Meta.Samples.
 //
 // Reputation penalties for a message that failed before its source could
 // be established (bad signature, malformed envelope, oversize) go to the

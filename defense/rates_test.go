@@ -220,7 +220,7 @@ func honestRounds(seed int) [][]*adapter.Update {
 	rounds, ok := honestCache[seed]
 	if !ok {
 		rng := rand.New(rand.NewPCG(evalSeedBase, uint64(seed)))
-		rounds = attack.HonestNonIID(rng, evalHonest+evalAttack, evalRounds, attack.DefaultHonestParams())
+		rounds = attack.HonestNonIID(rng, evalHonest+evalAttack, evalRounds, evalParams())
 		honestCache[seed] = rounds
 	}
 	out := make([][]*adapter.Update, len(rounds))
@@ -234,6 +234,16 @@ func honestRounds(seed int) [][]*adapter.Update {
 }
 
 const evalSeeds = 3
+
+// evalParams are the default honest statistics on a narrower model
+// (rank 4, width 16: 1536 values per update), which keeps the evaluation
+// fast; the rates depend on the geometry (relative norms, cosines), not on
+// the width.
+func evalParams() attack.HonestParams {
+	p := attack.DefaultHonestParams()
+	p.Dim = 16
+	return p
+}
 
 type scenarioRates struct {
 	scenario

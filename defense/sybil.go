@@ -1,7 +1,6 @@
 package defense
 
 import (
-	"math"
 	"slices"
 	"sort"
 
@@ -21,8 +20,18 @@ import (
 // source, hold non-finite values or are all zero have no direction and are
 // never linked. DetectSybil runs whether or not cfg.Enabled is set: the
 // caller decides whether to use it (the federation's byzantine_detection).
+// A SybilSimilarity or SybilMinCluster outside the range Config.Validate
+// accepts (a zero Config, say) is replaced by DefaultConfig's value: a
+// similarity of 0 would link every pair of honest updates.
 func DetectSybil(updates []*adapter.Update, cfg Config) []string {
-	if len(updates) == 0 || cfg.SybilMinCluster < 2 || math.IsNaN(cfg.SybilSimilarity) {
+	def := DefaultConfig()
+	if !finite(cfg.SybilSimilarity) || cfg.SybilSimilarity <= 0 || cfg.SybilSimilarity > 1 {
+		cfg.SybilSimilarity = def.SybilSimilarity
+	}
+	if cfg.SybilMinCluster < 2 {
+		cfg.SybilMinCluster = def.SybilMinCluster
+	}
+	if len(updates) == 0 {
 		return nil
 	}
 	var vs []flatUpdate

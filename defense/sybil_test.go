@@ -130,3 +130,19 @@ func TestPropertySybilOrderInvariant(t *testing.T) {
 		}
 	})
 }
+
+func TestSybilInvalidThresholdsFallBackToDefaults(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	honest := honestRound(9, 12)
+	clones := attack.SybilClones(honest[0], 4, 0.01, rng)
+	all := append(honest[1:], clones...)
+	want := defense.DetectSybil(all, defense.DefaultConfig())
+	if len(want) != 3 {
+		t.Fatalf("default config flagged %v", want)
+	}
+	for _, cfg := range []defense.Config{{}, {SybilSimilarity: math.NaN(), SybilMinCluster: 4}, {SybilSimilarity: -1, SybilMinCluster: 1}} {
+		if got := defense.DetectSybil(all, cfg); !reflect.DeepEqual(got, want) {
+			t.Errorf("config %+v: flagged %v, want the defaults' %v", cfg, got, want)
+		}
+	}
+}

@@ -66,15 +66,25 @@ func (a *Accountant) Compose(noiseMultiplier, samplingRate float64, steps int) e
 	if steps < 1 {
 		return fmt.Errorf("%w: steps = %d (want ≥ 1)", ErrBadParameter, steps)
 	}
-	add := make([]float64, len(a.orders))
-	for i, order := range a.orders {
-		add[i] = float64(steps) * rdpSubsampledGaussian(samplingRate, noiseMultiplier, order)
+	a.addSteps(stepRDP(a.orders, noiseMultiplier, samplingRate), steps)
+	return nil
+}
+
+// stepRDP is the RDP of one step at each order.
+func stepRDP(orders []float64, noiseMultiplier, samplingRate float64) []float64 {
+	out := make([]float64, len(orders))
+	for i, order := range orders {
+		out[i] = rdpSubsampledGaussian(samplingRate, noiseMultiplier, order)
 	}
+	return out
+}
+
+// addSteps composes steps releases whose one-step RDP is step.
+func (a *Accountant) addSteps(step []float64, steps int) {
 	for i := range a.rdp {
-		a.rdp[i] += add[i]
+		a.rdp[i] += float64(steps) * step[i]
 	}
 	a.steps += int64(steps)
-	return nil
 }
 
 func checkMechanism(noiseMultiplier, samplingRate float64) error {

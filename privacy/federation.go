@@ -110,6 +110,13 @@ func (r *FederationResult) Scope(s Scope) *ScopeResult {
 func (f *TieredFederation) Federate(own map[Scope]*adapter.Update, received []*adapter.Update) FederationResult {
 	var res FederationResult
 	inputs := map[Scope][]*adapter.Update{}
+	// An update relayed back to the node, or received twice, counts once.
+	type origin struct {
+		scope Scope
+		node  string
+		round uint64
+	}
+	seen := map[origin]bool{}
 	ownScopes := make([]Scope, 0, len(own))
 	for s := range own {
 		ownScopes = append(ownScopes, s)
@@ -131,6 +138,7 @@ func (f *TieredFederation) Federate(own map[Scope]*adapter.Update, received []*a
 			continue
 		}
 		inputs[s] = append(inputs[s], u)
+		seen[origin{s, u.Meta.Node, u.Meta.Round}] = true
 	}
 	for _, u := range received {
 		if u == nil {
@@ -146,9 +154,15 @@ func (f *TieredFederation) Federate(own map[Scope]*adapter.Update, received []*a
 				Reason: "private update received from a peer: private updates never leave their node"})
 			continue
 		}
+		if seen[origin{s, u.Meta.Node, u.Meta.Round}] {
+			res.Dropped = append(res.Dropped, DroppedUpdate{Node: u.Meta.Node, Round: u.Meta.Round,
+				Reason: fmt.Sprintf("duplicate: node %q already has an update for round %d in scope %v", u.Meta.Node, u.Meta.Round, s)})
+			continue
+		}
 		placed := false
 		for _, m := range f.memberships {
 			if AllowsAggregation(m, s) {
+				seen[origin{s, u.Meta.Node, u.Meta.Round}] = true
 				inputs[m] = append(inputs[m], u)
 				placed = true
 				break

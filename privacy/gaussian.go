@@ -47,6 +47,9 @@ func AnalyticGaussianSigma(epsilon, delta, sensitivity float64) (float64, error)
 	} else {
 		for !ok(hi) {
 			lo, hi = hi, hi*2
+			if hi > 1e300 {
+				return 0, fmt.Errorf("%w: epsilon = %v, delta = %v need noise beyond float64 range", ErrBadParameter, epsilon, delta)
+			}
 		}
 	}
 	for i := 0; i < 200 && (hi-lo) > 1e-14*hi; i++ {
@@ -61,15 +64,50 @@ func AnalyticGaussianSigma(epsilon, delta, sensitivity float64) (float64, error)
 }
 
 // gaussianLogDelta returns log δ(ε) of the Gaussian mechanism with noise
-// multiplier s (σ/Δ): log(Φ(1/(2s) - εs) - e^ε Φ(-1/(2s) - εs)), -Inf when
-// the difference is zero.
+// multiplier s (σ/Δ): log(Φ(a) - e^ε Φ(b)) with a = 1/(2s) - εs and
+// b = a - 1/s, -Inf when it is zero. It is evaluated as
+// (Φ(a) - Φ(b)) - (e^ε - 1)·Φ(b) in log space, with Φ(a) - Φ(b) integrated
+// directly when the two are too close to subtract: for tiny ε the solution
+// has s in the millions or beyond, where the plain difference would lose
+// every digit.
 func gaussianLogDelta(epsilon, s float64) float64 {
-	logA := logNormCDF(1/(2*s) - epsilon*s)
-	logB := epsilon + logNormCDF(-1/(2*s)-epsilon*s)
-	if logB >= logA {
+	half, mid := 1/(2*s), -epsilon*s
+	a, b := mid+half, mid-half
+	logPhiA, logPhiB := logNormCDF(a), logNormCDF(b)
+	if math.IsInf(logPhiA, -1) || math.IsNaN(logPhiA) {
 		return math.Inf(-1)
 	}
-	return logA + math.Log(-math.Expm1(logB-logA))
+	var logDiff float64
+	if logPhiA-logPhiB > 1e-3 {
+		logDiff = logPhiA + math.Log(-math.Expm1(logPhiB-logPhiA))
+	} else {
+		logDiff = logNormProbAround(mid, half)
+	}
+	logSub := logExpm1(epsilon) + logPhiB
+	if logSub >= logDiff {
+		return math.Inf(-1)
+	}
+	return logDiff + math.Log(-math.Expm1(logSub-logDiff))
+}
+
+// Five-point Gauss–Legendre nodes and weights on [-1, 1].
+var (
+	glNodes   = [5]float64{-0.9061798459386640, -0.5384693101056831, 0, 0.5384693101056831, 0.9061798459386640}
+	glWeights = [5]float64{0.2369268850561891, 0.4786286704993665, 0.5688888888888889, 0.4786286704993665, 0.2369268850561891}
+)
+
+// logNormProbAround returns log(Φ(mid+half) - Φ(mid-half)) for an interval
+// over which the normal density changes by well under a percent
+// (gaussianLogDelta uses it only then), where five Gauss–Legendre points
+// are exact to float64 precision. Taking the midpoint and half-width, not
+// the ends, keeps an interval far narrower than its position's ulp.
+func logNormProbAround(mid, half float64) float64 {
+	acc := math.Inf(-1)
+	for i, x := range glNodes {
+		t := mid + half*x
+		acc = logAdd(acc, math.Log(glWeights[i])-t*t/2)
+	}
+	return acc + math.Log(half) - 0.5*math.Log(2*math.Pi)
 }
 
 // GaussianEpsilon returns the exact ε at which N(0, σ²) noise on a

@@ -64,6 +64,25 @@ type Ledger struct {
 	budget float64
 	delta  float64
 	st     ledgerState
+	// stepCache holds the one-step RDP of recent (noise multiplier,
+	// sampling rate) pairs: a node charges the same pair every round, and
+	// fractional orders cost thousands of series terms.
+	stepCache map[[2]float64][]float64
+}
+
+const stepCacheSize = 16
+
+func (l *Ledger) stepRDP(noiseMultiplier, samplingRate float64) []float64 {
+	k := [2]float64{noiseMultiplier, samplingRate}
+	if r, ok := l.stepCache[k]; ok {
+		return r
+	}
+	if len(l.stepCache) >= stepCacheSize {
+		clear(l.stepCache)
+	}
+	r := stepRDP(l.st.Orders, noiseMultiplier, samplingRate)
+	l.stepCache[k] = r
+	return r
 }
 
 // ledgerState is what is persisted (JSON, versioned).
@@ -108,7 +127,7 @@ func NewLedger(store LedgerStore, budget, delta float64) (*Ledger, error) {
 	if !(delta > 0 && delta < 1) {
 		return nil, fmt.Errorf("%w: delta = %v (want 0 < δ < 1)", ErrBadParameter, delta)
 	}
-	l := &Ledger{store: store, budget: budget, delta: delta}
+	l := &Ledger{store: store, budget: budget, delta: delta, stepCache: map[[2]float64][]float64{}}
 	data, ok, err := store.LoadLedger()
 	if err != nil {
 		return nil, fmt.Errorf("load privacy ledger: %w", err)
@@ -130,7 +149,32 @@ func NewLedger(store LedgerStore, budget, delta float64) (*Ledger, error) {
 			Tiers:   map[string]*tierState{},
 		}
 	}
+	// ε at a smaller δ is also valid at a larger one, so the high-water
+	// marks keep spent ε from going down when the configured δ changes.
+	if l.raiseHighWater() {
+		if err := l.persist(); err != nil {
+			return nil, err
+		}
+	}
 	return l, nil
+}
+
+// raiseHighWater lifts the stored high-water marks to the ε computed at the
+// ledger's δ and reports whether any moved.
+func (l *Ledger) raiseHighWater() bool {
+	moved := false
+	if eps, _ := l.st.Total.accountant(l.st.Orders).Epsilon(l.delta); eps > l.st.HighWater {
+		l.st.HighWater, moved = eps, true
+	}
+	for _, ts := range l.st.Tiers {
+		if ts.Noised.Steps == 0 {
+			continue
+		}
+		if eps, _ := ts.Noised.accountant(l.st.Orders).Epsilon(l.delta); eps > ts.HighWater {
+			ts.HighWater, moved = eps, true
+		}
+	}
+	return moved
 }
 
 // decodeLedger parses and checks stored ledger bytes: nothing in them is
@@ -225,7 +269,14 @@ func stateOf(a *Accountant) accountantState {
 
 // Charge records one release at tier in round. noiseMultiplier is σ divided
 // by the clip bound (0 for a release without noise), samplingRate the
-// node's probability of taking part in a round (1 if it always does). A
+// node's probability of taking part in a round (1 if it always does).
+//
+// A samplingRate below 1 claims privacy amplification by sampling, which
+// holds only if peers cannot tell whether the node's data went into a
+// round: the node must decide each round by a secret coin of that
+// probability and, when it sits out, still publish a noise-only update.
+// A node whose releases show when it took part charges each release it
+// makes with samplingRate 1. A
 // noised release that would exceed the budget is refused with
 // ErrBudgetExceeded before anything is charged; the ledger then stays
 // exhausted. Every accepted charge is persisted before Charge returns; if
@@ -264,12 +315,14 @@ func (l *Ledger) Charge(tier Tier, round uint64, noiseMultiplier, samplingRate f
 		l.restore(prev)
 		return fmt.Errorf("%w: round %d, tier %v: %s", ErrBudgetExceeded, round, tier, l.st.Reason)
 	}
+	step := l.stepRDP(noiseMultiplier, samplingRate)
 	total := l.st.Total.accountant(l.st.Orders)
-	if err := total.Compose(noiseMultiplier, samplingRate, 1); err != nil {
-		l.restore(prev)
-		return fmt.Errorf("round %d, tier %v: %w", round, tier, err)
-	}
+	total.addSteps(step, 1)
 	eps, _ := total.Epsilon(l.delta)
+	if math.IsInf(eps, 1) {
+		l.restore(prev)
+		return fmt.Errorf("%w: round %d, tier %v: noise multiplier %v gives no finite ε at any order", ErrBadParameter, round, tier, noiseMultiplier)
+	}
 	eps = math.Max(eps, l.st.HighWater)
 	if l.budget > 0 && eps > l.budget {
 		l.restore(prev)
@@ -284,10 +337,7 @@ func (l *Ledger) Charge(tier Tier, round uint64, noiseMultiplier, samplingRate f
 		return err
 	}
 	ta := ts.Noised.accountant(l.st.Orders)
-	if err := ta.Compose(noiseMultiplier, samplingRate, 1); err != nil {
-		l.restore(prev)
-		return fmt.Errorf("round %d, tier %v: %w", round, tier, err)
-	}
+	ta.addSteps(step, 1)
 	tierEps, _ := ta.Epsilon(l.delta)
 	l.st.Total = stateOf(total)
 	l.st.HighWater = eps

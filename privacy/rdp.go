@@ -93,6 +93,12 @@ func logExpm1(x float64) float64 {
 	return math.Log(math.Expm1(x))
 }
 
+// seriesTolerance stops the fractional-order series once a term is below
+// e^-30 ≈ 1e-13 of the sum (the criterion of Opacus): past α+1 the terms
+// alternate in sign and shrink, so the rest of the series is smaller than
+// the last term.
+const seriesTolerance = 30
+
 // logAFractionalOrder computes log A_α for fractional α with the series of
 // Mironov et al. (2019), §3.3: the integral is split at
 // z0 = z²·log(1/q - 1) + 1/2 and each half expanded in generalized
@@ -119,9 +125,7 @@ func logAFractionalOrder(q, z, alpha float64) float64 {
 		a1 = a1.add(signedLog{neg: binom.neg, log: logS1})
 
 		total := a0.add(a1)
-		// Past α+1 the terms alternate and shrink; stop when the next
-		// ones cannot move the sum at float64 precision.
-		if fi > alpha+1 && math.Max(logS0, logS1) < total.log-40 {
+		if fi > alpha+1 && math.Max(logS0, logS1) < total.log-seriesTolerance {
 			if total.neg || math.IsNaN(total.log) {
 				return math.Inf(1)
 			}

@@ -29,6 +29,11 @@ type ReleaseReport struct {
 // The sensitivity clipBound is that of adding or removing one node's
 // contribution (its clipped update against none), the convention of
 // user-level DP-FedAvg and of the accountant's subsampling analysis.
+//
+// A Public release also drops what the noise does not cover: the quality
+// metrics (daf.quality) are removed and the sample count set to 1, since
+// both are computed from the node's data and would otherwise be
+// published exactly. Aggregators then weigh Public updates equally.
 func PrepareRelease(u *adapter.Update, tier Tier, epsilon, delta, clipBound float64, rng *rand.Rand) (ReleaseReport, error) {
 	if u == nil {
 		return ReleaseReport{}, fmt.Errorf("%w: no update to release", ErrBadParameter)
@@ -55,12 +60,19 @@ func PrepareRelease(u *adapter.Update, tier Tier, epsilon, delta, clipBound floa
 		if err != nil {
 			return ReleaseReport{}, fmt.Errorf("release at tier public: %w", err)
 		}
+		// Noise this large would overflow float32 values; such an ε
+		// releases nothing useful anyway.
+		if s > math.MaxFloat32/64 {
+			return ReleaseReport{}, fmt.Errorf("%w: epsilon = %v gives noise σ = %g, beyond float32 range", ErrBadParameter, epsilon, s)
+		}
 		sigma = s
 	}
 	rep := ReleaseReport{ClipFactor: Clip(u, clipBound)}
 	if tier == Public {
 		AddGaussianNoise(u, sigma, rng)
 		rep.Sigma, rep.NoiseMultiplier, rep.Noised = sigma, sigma/clipBound, true
+		u.Meta.Quality = nil
+		u.Meta.Samples = 1
 	}
 	u.Meta.Tier = tier.String()
 	return rep, nil
@@ -130,6 +142,9 @@ func NoiseAggregate(agg *adapter.Update, strategy string, clipBound float64, wei
 	sigma, err := AnalyticGaussianSigma(epsilon, delta, sens)
 	if err != nil {
 		return ReleaseReport{}, err
+	}
+	if sigma > math.MaxFloat32/64 {
+		return ReleaseReport{}, fmt.Errorf("%w: epsilon = %v gives noise σ = %g, beyond float32 range", ErrBadParameter, epsilon, sigma)
 	}
 	AddGaussianNoise(agg, sigma, rng)
 	return ReleaseReport{ClipFactor: 1, Sigma: sigma, NoiseMultiplier: sigma / sens, Noised: true}, nil
