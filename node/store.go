@@ -8,6 +8,8 @@ import (
 	"math"
 	"time"
 
+	"github.com/dafnet/daf/defense"
+	"github.com/dafnet/daf/gossip"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -75,31 +77,38 @@ func (s *Store) get(bucket, key []byte) (val []byte, ok bool, err error) {
 	return val, ok, err
 }
 
-// ledgerKey and detectorKey are the single keys of their buckets.
-var (
-	ledgerKey   = []byte("ledger")
-	detectorKey = []byte("stats")
-)
+// ledgerKey is the single key of the ledger bucket.
+var ledgerKey = []byte("ledger")
 
 // LoadLedger and SaveLedger make the store a privacy.LedgerStore.
 func (s *Store) LoadLedger() ([]byte, bool, error) { return s.get(bucketLedger, ledgerKey) }
-func (s *Store) SaveLedger(data []byte) error      { return s.put(bucketLedger, ledgerKey, data) }
+func (s *Store) SaveLedger(data []byte) error     { return s.put(bucketLedger, ledgerKey, data) }
 
-// LoadStats and SaveStats persist the Byzantine detector's statistics.
-func (s *Store) LoadStats() ([]byte, bool, error) { return s.get(bucketDetector, detectorKey) }
-func (s *Store) SaveStats(data []byte) error      { return s.put(bucketDetector, detectorKey, data) }
-
-// PeerRecord is what the node remembers of a peer between runs.
-type PeerRecord struct {
-	ID       string    `json:"id"`
-	Addrs    []string  `json:"addrs,omitempty"`
-	Tier     string    `json:"tier,omitempty"`
-	Scope    string    `json:"scope,omitempty"`
-	LastSeen time.Time `json:"last_seen"`
+// LoadStats and SaveStats make the store a defense.StatsStore: the
+// Byzantine detector's statistics per source node, as JSON.
+func (s *Store) LoadStats(node string) (defense.NodeStats, bool, error) {
+	var st defense.NodeStats
+	v, ok, err := s.get(bucketDetector, []byte(node))
+	if err != nil || !ok {
+		return st, false, err
+	}
+	if err := json.Unmarshal(v, &st); err != nil {
+		return st, false, fmt.Errorf("%w: detector/%s: %v", ErrCorruptState, node, err)
+	}
+	return st, true, nil
 }
 
-// PutPeer records a peer.
-func (s *Store) PutPeer(p PeerRecord) error {
+func (s *Store) SaveStats(node string, st defense.NodeStats) error {
+	buf, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("detector statistics of %s: %w", node, err)
+	}
+	return s.put(bucketDetector, []byte(node), buf)
+}
+
+// PutPeer records what the node knows of a peer (keys, addresses,
+// memberships, reputation, last seen).
+func (s *Store) PutPeer(p gossip.PeerInfo) error {
 	buf, err := json.Marshal(p)
 	if err != nil {
 		return err
@@ -107,12 +116,12 @@ func (s *Store) PutPeer(p PeerRecord) error {
 	return s.put(bucketPeers, []byte(p.ID), buf)
 }
 
-// Peers returns every recorded peer, in key order.
-func (s *Store) Peers() ([]PeerRecord, error) {
-	var out []PeerRecord
+// Peers returns every recorded peer, in ID order.
+func (s *Store) Peers() ([]gossip.PeerInfo, error) {
+	var out []gossip.PeerInfo
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketPeers).ForEach(func(k, v []byte) error {
-			var p PeerRecord
+			var p gossip.PeerInfo
 			if err := json.Unmarshal(v, &p); err != nil {
 				return fmt.Errorf("%w: peers/%s: %v", ErrCorruptState, k, err)
 			}

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dafnet/daf/defense"
+	"github.com/dafnet/daf/gossip"
+	"github.com/dafnet/daf/privacy"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -27,14 +30,15 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	if err := s.SaveLedger([]byte(`{"v":1}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.SaveStats([]byte("stats")); err != nil {
+	if err := s.SaveStats("12D3KooA", defense.NodeStats{Accepted: 4, MeanMagnitude: 0.25}); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.PutReputations(map[string]float64{"a": 0.51, "b": -0.2}); err != nil {
 		t.Fatal(err)
 	}
 	seen := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	if err := s.PutPeer(PeerRecord{ID: "p1", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, Tier: "tenant", LastSeen: seen}); err != nil {
+	if err := s.PutPeer(gossip.PeerInfo{ID: "p1", Addrs: []string{"/ip4/127.0.0.1/tcp/1"}, Reputation: 0.6,
+		Memberships: []gossip.Membership{{Tier: privacy.Tenant, Scope: "acme"}}, LastSeen: seen}); err != nil {
 		t.Fatal(err)
 	}
 	for _, r := range []uint64{2, 10, 9} {
@@ -54,15 +58,18 @@ func TestStoreSurvivesReopen(t *testing.T) {
 	if b, ok, err := s.LoadLedger(); !ok || err != nil || string(b) != `{"v":1}` {
 		t.Fatalf("ledger = %q ok=%v err=%v", b, ok, err)
 	}
-	if b, ok, _ := s.LoadStats(); !ok || string(b) != "stats" {
-		t.Fatalf("stats = %q", b)
+	if st, ok, err := s.LoadStats("12D3KooA"); !ok || err != nil || st.Accepted != 4 || st.MeanMagnitude != 0.25 {
+		t.Fatalf("stats = %+v ok=%v err=%v", st, ok, err)
+	}
+	if _, ok, _ := s.LoadStats("unknown"); ok {
+		t.Fatal("stats for an unknown node")
 	}
 	rep, err := s.Reputations()
 	if err != nil || rep["a"] != 0.51 || rep["b"] != -0.2 || len(rep) != 2 {
 		t.Fatalf("reputations = %v err=%v", rep, err)
 	}
 	peers, err := s.Peers()
-	if err != nil || len(peers) != 1 || peers[0].Tier != "tenant" || !peers[0].LastSeen.Equal(seen) {
+	if err != nil || len(peers) != 1 || !peers[0].MemberOf(gossip.Membership{Tier: privacy.Tenant, Scope: "acme"}) || peers[0].Reputation != 0.6 || !peers[0].LastSeen.Equal(seen) {
 		t.Fatalf("peers = %+v err=%v", peers, err)
 	}
 	last, ok, err := s.LastRound()
