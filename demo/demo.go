@@ -64,7 +64,7 @@ func (o *Options) fill() error {
 		}
 	}
 	if o.Batch == 0 {
-		o.Batch = 8
+		o.Batch = dlm.DefaultTrainConfig().Batch
 	}
 	if o.EvalSamples == 0 {
 		o.EvalSamples = 24
@@ -233,10 +233,11 @@ func (s *setup) initialBanks(seed uint64) *adapter.Update {
 }
 
 func (s *setup) trainConfig(seed uint64, node, round int) dlm.TrainConfig {
-	return dlm.TrainConfig{
-		Steps: s.opts.StepsPerRound, Batch: s.opts.Batch, LR: 3e-3, WeightDecay: 0.01,
-		Seed: seed*1_000_003 + uint64(node)*7919 + uint64(round), ClipGrad: 1.0,
-	}
+	cfg := dlm.DefaultTrainConfig()
+	cfg.Steps = s.opts.StepsPerRound
+	cfg.Batch = s.opts.Batch
+	cfg.Seed = seed*1_000_003 + uint64(node)*7919 + uint64(round)
+	return cfg
 }
 
 // trainLocal: every node trains alone on its own shard.

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dafnet/daf/demo"
+	"github.com/dafnet/daf/dlm"
 )
 
 func init() {
@@ -33,7 +34,7 @@ PNG plots of loss per round.`,
 				opts.Progress = cmd.ErrOrStderr()
 			}
 			res, err := demo.Run(ctx, opts)
-			if errors.Is(err, demo.ErrBadOptions) || isDataError(err) {
+			if errors.Is(err, demo.ErrBadOptions) || errors.Is(err, dlm.ErrData) {
 				return badInput(err)
 			}
 			if err != nil {
