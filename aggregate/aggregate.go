@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/dafnet/daf/adapter"
-	"github.com/dafnet/daf/privacy"
 )
 
 // Metadata keys (daf.*) that an aggregate carries besides the standard ones.
@@ -31,6 +30,15 @@ func Aggregate(strategy string, updates []*adapter.Update, opts Options) (*adapt
 	}
 	out, _, err := aggregateGroups(updates, func(string) string { return strategy }, strategy, opts)
 	return out, err
+}
+
+// AggregateReport is Aggregate that also returns the per-group
+// contributors and strategies and the truncation error.
+func AggregateReport(strategy string, updates []*adapter.Update, opts Options) (*adapter.Update, *Report, error) {
+	if _, err := lookupStrategy(strategy); err != nil {
+		return nil, nil, err
+	}
+	return aggregateGroups(updates, func(string) string { return strategy }, strategy, opts)
 }
 
 // Report describes an aggregation beyond its tensors.
@@ -184,6 +192,11 @@ func maxRank(updates []*adapter.Update) int {
 	return r
 }
 
+// tierOrder ranks daf.tier values from closed to open (privacy.Tier's
+// order; privacy imports adapter and may come to use aggregates, so the
+// four names are repeated here rather than imported).
+var tierOrder = map[string]int{"private": 0, "group": 1, "tenant": 2, "public": 3}
+
 // outputShell is the aggregate's metadata before its tensors: the inputs'
 // kind and groups, the sum of their samples, the latest round, the most
 // closed tier among them (an aggregate is as private as its most private
@@ -195,15 +208,15 @@ func outputShell(updates []*adapter.Update, label string, opts Options) *adapter
 	out.Meta.Kind = kindOf(first)
 	out.Meta.Groups = append([]adapter.GroupRange(nil), first.Meta.Groups...)
 	out.Meta.Rank, out.Meta.LoraAlpha = first.Meta.Rank, first.Meta.LoraAlpha
+	out.Meta.FanInFanOut = first.Meta.FanInFanOut
 	out.Meta.Samples = 0
 	out.Meta.Tier = first.Meta.Tier
 	out.Meta.Scope = first.Meta.Scope
-	tier, tierOK := privacy.ParseTier(first.Meta.Tier)
 	for _, u := range updates {
 		out.Meta.Samples += u.Meta.Samples
 		out.Meta.Round = max(out.Meta.Round, u.Meta.Round)
-		if t, err := privacy.ParseTier(u.Meta.Tier); err == nil && tierOK == nil && t < tier {
-			tier, out.Meta.Tier = t, u.Meta.Tier
+		if t, ok := tierOrder[u.Meta.Tier]; ok && t < tierOrder[out.Meta.Tier] {
+			out.Meta.Tier = u.Meta.Tier
 		}
 		if u.Meta.Scope != out.Meta.Scope {
 			out.Meta.Scope = ""

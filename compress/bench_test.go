@@ -4,7 +4,25 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
+
+// bestRate tracks the fastest iteration. On a shared machine the mean
+// measures the neighbours as much as the code; the best iteration is the
+// closest to the code's own cost, so both are reported.
+type bestRate struct{ best time.Duration }
+
+func (r *bestRate) time(f func()) {
+	t0 := time.Now()
+	f()
+	if d := time.Since(t0); r.best == 0 || d < r.best {
+		r.best = d
+	}
+}
+
+func (r *bestRate) report(b *testing.B) {
+	b.ReportMetric(float64(4*benchN)/r.best.Seconds()/1e6, "best-MB/s")
+}
 
 // benchN is the benchmark size: 4 M float32 values (16 MiB).
 const benchN = 4 << 20
@@ -26,10 +44,14 @@ func BenchmarkMemcpy(b *testing.B) {
 	src := benchData(0)
 	dst := make([]float32, len(src))
 	b.SetBytes(4 * benchN)
+	var rate bestRate
 	for b.Loop() {
-		copy(dst, src)
-		copy(src, dst)
+		rate.time(func() {
+			copy(dst, src)
+			copy(src, dst)
+		})
 	}
+	rate.report(b)
 }
 
 func benchRoundTrip(b *testing.B, sparsity float64, opt Options) {
@@ -37,17 +59,21 @@ func benchRoundTrip(b *testing.B, sparsity float64, opt Options) {
 	b.SetBytes(4 * benchN)
 	var enc []byte
 	var dec []float32
+	var rate bestRate
 	for b.Loop() {
-		var err error
-		enc, err = EncodeTensor(data, opt)
-		if err != nil {
-			b.Fatal(err)
-		}
-		dec, err = DecodeTensor(enc, benchN)
-		if err != nil {
-			b.Fatal(err)
-		}
+		rate.time(func() {
+			var err error
+			enc, err = EncodeTensor(data, opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			dec, err = DecodeTensor(enc, benchN)
+			if err != nil {
+				b.Fatal(err)
+			}
+		})
 	}
+	rate.report(b)
 	var maxErr, sq float64
 	for i, v := range data {
 		e := math.Abs(float64(dec[i]) - float64(v))

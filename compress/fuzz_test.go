@@ -2,6 +2,8 @@ package compress
 
 import (
 	"math"
+
+	"github.com/dafnet/daf/adapter"
 	"math/rand/v2"
 	"testing"
 )
@@ -63,6 +65,18 @@ func FuzzDecodeUpdate(f *testing.F) {
 	u := sampleUpdate(rng)
 	for _, opt := range []Options{DefaultOptions(), {SparsityThreshold: 0.5, QuantizationBits: 3}, {SparsityThreshold: 1, QuantizationBits: RawBits}} {
 		b, err := EncodeUpdate(u, opt, nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	// A minimal update too, so mutations reach every field quickly.
+	small := adapter.New()
+	small.Set("g", "k", &adapter.Tensor{Shape: []int{2, 2}, Data: []float32{1, 0, -1, 0.5}})
+	small.Meta.Quality = map[string]adapter.GroupQuality{"g": {PPLAfter: 2, TaskAccuracy: map[string]float64{"t": 0.5}}}
+	small.Meta.Extra = map[string]string{"x": "y"}
+	for _, bits := range []int{2, RawBits} {
+		b, err := EncodeUpdate(small, Options{SparsityThreshold: 0.9, QuantizationBits: bits}, nil)
 		if err != nil {
 			f.Fatal(err)
 		}

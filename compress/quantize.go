@@ -53,15 +53,18 @@ func quantizeInto(dst []byte, vals []float32, bits int, lo, inv float64, opt Opt
 		}
 		acc |= uint64(min(uint32(x), top)) << have
 		have += uint(bits)
-		for have >= 8 {
-			dst[o] = byte(acc)
-			o++
-			acc >>= 8
-			have -= 8
+		if have >= 32 {
+			binary.LittleEndian.PutUint32(dst[o:], uint32(acc))
+			o += 4
+			acc >>= 32
+			have -= 32
 		}
 	}
-	if have > 0 {
+	for have > 0 {
 		dst[o] = byte(acc)
+		o++
+		acc >>= 8
+		have -= min(have, 8)
 	}
 }
 
@@ -94,14 +97,44 @@ func dequantizeInto(out []float32, src []byte, bits int, lo, scale float64) erro
 			}
 			return nil
 		}
-		unpack(out, src, bits, func(q uint32) float32 { return table[q] })
+		unpackTable(out, src, bits, table)
 		return nil
 	}
-	unpack(out, src, bits, func(q uint32) float32 { return float32(lo + float64(q)*scale) })
+	unpackFormula(out, src, bits, lo, scale)
 	return nil
 }
 
-func unpack(out []float32, src []byte, bits int, value func(uint32) float32) {
+// unpackTable and unpackFormula read LSB-first packed levels. They are two
+// loops rather than one taking a function, since a call per value costs
+// more than the rest of the loop.
+func unpackTable(out []float32, src []byte, bits int, table []float32) {
+	mask := uint64(1)<<bits - 1
+	var acc uint64
+	var have uint
+	p := 0
+	for i := range out {
+		if have < uint(bits) {
+			// Refill a whole 32-bit word when it is there; the byte loop
+			// covers the tail.
+			if p+4 <= len(src) {
+				acc |= uint64(binary.LittleEndian.Uint32(src[p:])) << have
+				p += 4
+				have += 32
+			} else {
+				for have < uint(bits) {
+					acc |= uint64(src[p]) << have
+					p++
+					have += 8
+				}
+			}
+		}
+		out[i] = table[acc&mask]
+		acc >>= uint(bits)
+		have -= uint(bits)
+	}
+}
+
+func unpackFormula(out []float32, src []byte, bits int, lo, scale float64) {
 	mask := uint64(1)<<bits - 1
 	var acc uint64
 	var have uint
@@ -112,7 +145,7 @@ func unpack(out []float32, src []byte, bits int, value func(uint32) float32) {
 			p++
 			have += 8
 		}
-		out[i] = value(uint32(acc & mask))
+		out[i] = float32(lo + float64(acc&mask)*scale)
 		acc >>= uint(bits)
 		have -= uint(bits)
 	}

@@ -19,36 +19,68 @@ const headerLen = 6
 
 // stats is what one pass over a tensor learns before choosing a codec.
 type stats struct {
-	min, max     float32
-	nonZero      int
-	minNZ, maxNZ float32
+	min, max float32
+	nonZero  int
 }
 
-// scan checks every value is finite and collects min/max overall and over
-// the non-zeros, in one pass.
+// scan checks every value is finite and finds min, max and the number of
+// non-zeros in one pass. It runs over every value of every update, so the
+// loop has no branches: the exponent check is a running maximum, and min/max
+// are taken on order-preserving integer keys of the bit patterns (integer
+// min/max compile to conditional moves, float min/max to several
+// instructions for their NaN and signed-zero rules, which cannot occur here
+// once the exponent check passes). The index of a bad value is searched for
+// only once one is known to exist.
 func scan(data []float32) (stats, error) {
-	st := stats{min: float32(math.Inf(1)), max: float32(math.Inf(-1)), minNZ: float32(math.Inf(1)), maxNZ: float32(math.Inf(-1))}
-	for i, v := range data {
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
-			return st, fmt.Errorf("%w: element %d is %v", ErrNonFinite, i, v)
-		}
-		if v < st.min {
-			st.min = v
-		}
-		if v > st.max {
-			st.max = v
-		}
-		if v != 0 {
-			st.nonZero++
-			if v < st.minNZ {
-				st.minNZ = v
-			}
-			if v > st.maxNZ {
-				st.maxNZ = v
+	if len(data) == 0 {
+		return stats{}, nil
+	}
+	var nz int
+	var ex uint32
+	lo, hi := int32(math.MaxInt32), int32(math.MinInt32)
+	for _, v := range data {
+		b := math.Float32bits(v)
+		ex = max(ex, b&0x7f800000)
+		nz += nonZeroBit(b)
+		k := orderKey(b)
+		lo, hi = min(lo, k), max(hi, k)
+	}
+	if ex == 0x7f800000 {
+		for i, v := range data {
+			if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+				return stats{}, fmt.Errorf("%w: element %d is %v", ErrNonFinite, i, v)
 			}
 		}
 	}
-	return st, nil
+	return stats{min: fromOrderKey(lo), max: fromOrderKey(hi), nonZero: nz}, nil
+}
+
+// orderKey maps float32 bits to an int32 that sorts like the float (for
+// non-NaN values): negative floats have their magnitude bits flipped so that
+// larger magnitudes sort lower. fromOrderKey is its inverse.
+func orderKey(b uint32) int32 { return int32(b) ^ int32(uint32(int32(b)>>31)>>1) }
+
+func fromOrderKey(k int32) float32 {
+	return math.Float32frombits(uint32(k ^ int32(uint32(k>>31)>>1)))
+}
+
+// nonZeroBit is 1 for any float32 bit pattern other than ±0, without a
+// branch: x | −x has its top bit set exactly when x ≠ 0.
+func nonZeroBit(bits uint32) int {
+	x := bits << 1
+	return int((x | -x) >> 31)
+}
+
+// nonZeroRange is min and max over the non-zero values, needed only by the
+// sparse codec.
+func nonZeroRange(data []float32) (lo, hi float32) {
+	lo, hi = float32(math.Inf(1)), float32(math.Inf(-1))
+	for _, v := range data {
+		if v != 0 {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	return lo, hi
 }
 
 // EncodeTensor encodes data with the codec the options and the data call for
@@ -76,9 +108,8 @@ func EncodeTensor(data []float32, opt Options) ([]byte, error) {
 		return encodeSparse(data, st, opt), nil
 	case bits == RawBits:
 		b := header(codecRaw, RawBits, n, 4*n)
-		for _, v := range data {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-		}
+		b = b[:headerLen+4*n]
+		putRaw(b[headerLen:], data)
 		return b, nil
 	default:
 		b := header(codecDense, bits, n, 8+packedLen(n, bits))
@@ -115,16 +146,17 @@ func encodeSparse(data []float32, st stats, opt Options) []byte {
 		}
 	}
 	if bits == RawBits {
-		for _, v := range values {
-			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
-		}
+		start := len(b)
+		b = b[:start+4*count]
+		putRaw(b[start:], values)
 		return b
 	}
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.minNZ))
-	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(st.maxNZ))
+	minNZ, maxNZ := nonZeroRange(values)
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(minNZ))
+	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(maxNZ))
 	start := len(b)
 	b = b[:start+packedLen(count, bits)]
-	lo, inv := quantParams(st.minNZ, st.maxNZ, bits)
+	lo, inv := quantParams(minNZ, maxNZ, bits)
 	quantizeInto(b[start:], values, bits, lo, inv, opt)
 	return b
 }
@@ -235,13 +267,27 @@ func decodeSparse(body []byte, n, bits int) ([]float32, error) {
 	return out, nil
 }
 
+func putRaw(dst []byte, vals []float32) {
+	dst = dst[:4*len(vals)]
+	for i, v := range vals {
+		binary.LittleEndian.PutUint32(dst[4*i:], math.Float32bits(v))
+	}
+}
+
 func decodeRaw(out []float32, body []byte) error {
+	body = body[:4*len(out)]
+	var ex uint32
 	for i := range out {
-		v := math.Float32frombits(binary.LittleEndian.Uint32(body[4*i:]))
-		if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
-			return fmt.Errorf("%w: raw element %d is %v", ErrNonFinite, i, v)
+		bits := binary.LittleEndian.Uint32(body[4*i:])
+		ex = max(ex, bits&0x7f800000)
+		out[i] = math.Float32frombits(bits)
+	}
+	if ex == 0x7f800000 {
+		for i, v := range out {
+			if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+				return fmt.Errorf("%w: raw element %d is %v", ErrNonFinite, i, v)
+			}
 		}
-		out[i] = v
 	}
 	return nil
 }

@@ -245,20 +245,26 @@ func TestSparseDecoderRejects(t *testing.T) {
 		binary.LittleEndian.PutUint32(c[headerLen+4+4*j:], v)
 		return c
 	}
+	mod := func(f func(c []byte)) []byte {
+		c := append([]byte(nil), good...)
+		f(c)
+		return c
+	}
+	le := binary.LittleEndian
 	cases := map[string][]byte{
 		"out of range":     idx(good, 2, 100),
 		"duplicate":        idx(good, 1, 3),
 		"unsorted":         idx(good, 1, 2),
-		"count above n":    func() []byte { c := append([]byte(nil), good...); binary.LittleEndian.PutUint32(c[headerLen:], 101); return c }(),
-		"count disagrees":  func() []byte { c := append([]byte(nil), good...); binary.LittleEndian.PutUint32(c[headerLen:], 2); return c }(),
+		"count above n":    mod(func(c []byte) { le.PutUint32(c[headerLen:], 101) }),
+		"count disagrees":  mod(func(c []byte) { le.PutUint32(c[headerLen:], 2) }),
 		"truncated":        good[:len(good)-1],
 		"trailing":         append(append([]byte(nil), good...), 0),
-		"bits 0":           func() []byte { c := append([]byte(nil), good...); c[1] = 0; return c }(),
-		"bits 17":          func() []byte { c := append([]byte(nil), good...); c[1] = 17; return c }(),
-		"NaN min":          func() []byte { c := append([]byte(nil), good...); binary.LittleEndian.PutUint32(c[headerLen+4+12:], 0x7fc00000); return c }(),
-		"min above max":    func() []byte { c := append([]byte(nil), good...); binary.LittleEndian.PutUint32(c[headerLen+4+12:], math.Float32bits(10)); return c }(),
-		"unknown codec":    func() []byte { c := append([]byte(nil), good...); c[0] = 9; return c }(),
-		"n over the limit": func() []byte { c := append([]byte(nil), good...); binary.LittleEndian.PutUint32(c[2:], 1<<31); return c }(),
+		"bits 0":           mod(func(c []byte) { c[1] = 0 }),
+		"bits 17":          mod(func(c []byte) { c[1] = 17 }),
+		"NaN min":          mod(func(c []byte) { le.PutUint32(c[headerLen+4+12:], 0x7fc00000) }),
+		"min above max":    mod(func(c []byte) { le.PutUint32(c[headerLen+4+12:], math.Float32bits(10)) }),
+		"unknown codec":    mod(func(c []byte) { c[0] = 9 }),
+		"n over the limit": mod(func(c []byte) { le.PutUint32(c[2:], 1<<31) }),
 	}
 	for name, b := range cases {
 		if _, err := DecodeTensor(b, 1<<20); err == nil {
@@ -405,5 +411,26 @@ func TestCompressionRatios(t *testing.T) {
 	encS, _ := EncodeTensor(sparse, Options{SparsityThreshold: 0.9, QuantizationBits: 8})
 	if r := float64(4*n) / float64(len(encS)); r < 40 {
 		t.Fatalf("99%%-sparse ratio %v, want ≥ 40", r)
+	}
+}
+
+func TestOrderKeySortsLikeFloats(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		a := rapid.Float32().Draw(t, "a")
+		b := rapid.Float32().Draw(t, "b")
+		if math.IsNaN(float64(a)) || math.IsNaN(float64(b)) {
+			return
+		}
+		ka, kb := orderKey(math.Float32bits(a)), orderKey(math.Float32bits(b))
+		if a < b && ka >= kb || a > b && ka <= kb {
+			t.Fatalf("%v vs %v: keys %d, %d", a, b, ka, kb)
+		}
+		if math.Float32bits(fromOrderKey(ka)) != math.Float32bits(a) {
+			t.Fatalf("key of %v does not invert", a)
+		}
+	})
+	st, err := scan([]float32{3, -7.5, 0, 2e30, -1e-30})
+	if err != nil || st.min != -7.5 || st.max != 2e30 || st.nonZero != 4 {
+		t.Fatalf("scan: %+v %v", st, err)
 	}
 }

@@ -14,8 +14,6 @@ const (
 	// t ∈ [0,1000) falls into bucket t/50. 50 divides the default group
 	// boundaries (300, 700), so no bucket straddles two banks.
 	TimeBuckets = 20
-	// MaxT is the end of the diffusion time axis; t ∈ [0, MaxT].
-	MaxT = 1000
 )
 
 // ModelConfig fixes the shape of the denoiser and of its LoRA banks.

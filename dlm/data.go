@@ -311,3 +311,17 @@ func isText(b []byte) bool {
 // NumDefaultDomains is the number of distinct domains DefaultCorpus has;
 // more nodes than this share domains.
 var NumDefaultDomains = len(defaultDomains)
+
+// LoadText reads one text file or directory of text files (as LoadShards
+// does for each path) and checks that it is long enough to train on and
+// hold out from: the input of NewTrainer for `daf node --train-data`.
+func LoadText(path string) ([]byte, error) {
+	text, err := readText(path, maxShardBytes)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := split(path, text, path); err != nil {
+		return nil, err
+	}
+	return text, nil
+}

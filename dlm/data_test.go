@@ -105,6 +105,12 @@ func TestLoadShards(t *testing.T) {
 			t.Errorf("%s: error %v should name %s and say %q", name, err, tc.path, tc.want)
 		}
 	}
+	if text, err := LoadText(good); err != nil || len(text) != 10<<10 {
+		t.Errorf("LoadText: %d bytes, %v", len(text), err)
+	}
+	if _, err := LoadText(filepath.Join(dir, "small.txt")); !errors.Is(err, ErrData) {
+		t.Errorf("LoadText of a small file: %v", err)
+	}
 	if _, err := LoadShards(nil); !errors.Is(err, ErrData) {
 		t.Errorf("no paths: %v", err)
 	}

@@ -6,18 +6,20 @@
 // # The model
 //
 // Text is a sequence of SeqLen bytes. The forward process masks each byte
-// independently with probability m(t) = 1 − cos(π/2 · t/1000), t ∈ [0,1000]
-// (the cosine schedule): nothing is masked at t = 0, everything at t = 1000.
+// independently with probability m(t), t ∈ [0,1000], from schedule.Cosine:
+// nothing is masked at t = 0, everything at t = 1000; the fine group
+// [0,300) sees mask rates below 0.2, the domain group 0.2–0.8, the coarse
+// group above 0.8.
 // The denoiser is a bidirectional pre-norm transformer: embeddings of the
 // 256 byte values plus the mask token, learned positions, and a learned
 // embedding of t (20 buckets of 50) are added; Layers blocks of multi-head
 // self-attention (no causal mask) and a ReLU MLP follow; a final layer norm
 // and a linear head predict the clean byte at every masked position. The
 // loss is the cross-entropy on masked positions (nats per masked byte);
-// Evaluate also reports the continuous-time ELBO, ∫ m'(τ)/m(τ) · E[Σ CE]/L dτ,
-// a bound on the negative log-likelihood per byte, and its exp, a perplexity
-// bound. Sample runs the reverse process: start fully masked and reveal
-// bytes step by step.
+// Evaluate also reports the discrete-time ELBO,
+// Σ_t (m(t) − m(t−1))/m(t) · E[Σ CE]/L, a bound on the negative
+// log-likelihood per byte, and its exp, a perplexity bound. Sample runs the
+// reverse process: start fully masked and reveal bytes step by step.
 //
 // # TALoRA banks
 //

@@ -12,9 +12,10 @@ import (
 type EvalResult struct {
 	Loss    map[string]float64 // per group: nats per masked byte, t drawn inside the group
 	Overall float64            // the groups' losses weighted by their share of the time axis
-	// ELBO estimates the negative evidence lower bound in nats per byte:
-	// Σ_groups (width/MaxT) · mean over samples of m'(τ)/m(τ) · Σ CE / SeqLen.
-	// It bounds −log p(x)/SeqLen when the groups tile [0, MaxT).
+	// ELBO estimates the negative evidence lower bound in nats per byte,
+	// Σ_t elboWeight(t)·E[Σ CE]/SeqLen, as Σ_groups width · mean over the
+	// group's samples. It bounds −log p(x)/SeqLen when the groups tile
+	// [0, MaxT) (the t = MaxT term, under 1e-5 nats, is left out).
 	ELBO            float64
 	PerplexityBound float64 // exp(ELBO): a per-byte perplexity upper bound
 	MaskedTokens    map[string]int
@@ -48,7 +49,7 @@ func Evaluate(b *Base, banks *adapter.Update, heldout []byte, samplesPerGroup in
 	for gi, g := range groups {
 		rng := rand.New(rand.NewPCG(seed, uint64(gi)+0xe7a1))
 		for range samplesPerGroup {
-			jobs = append(jobs, drawJob(rng, heldout, c.SeqLen, float64(g.Start), float64(g.End), bankOf(gi), false))
+			jobs = append(jobs, drawJob(rng, heldout, c.SeqLen, g.Start, g.End, bankOf(gi), false))
 		}
 	}
 	newRunner(b).run(jobs, lps, nil, nil)
@@ -60,12 +61,12 @@ func Evaluate(b *Base, banks *adapter.Update, heldout []byte, samplesPerGroup in
 		for _, j := range jobs[gi*samplesPerGroup : (gi+1)*samplesPerGroup] {
 			ce += j.loss
 			n += len(j.masked)
-			elbo += noise.elboWeight(j.t) * j.loss / float64(c.SeqLen)
+			elbo += elboWeight(j.t) * j.loss / float64(c.SeqLen)
 		}
 		if n == 0 {
 			return nil, fmt.Errorf("%w: group %s drew no masked byte in %d samples; evaluate with more samples per group", ErrConfig, g.Name, samplesPerGroup)
 		}
-		width := float64(g.End-g.Start) / MaxT
+		width := float64(g.End - g.Start)
 		res.Loss[g.Name] = ce / float64(n)
 		res.MaskedTokens[g.Name] = n
 		res.Overall += width * res.Loss[g.Name]

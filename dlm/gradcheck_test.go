@@ -74,8 +74,19 @@ func checkGradient(t *testing.T, what string, analytic float64, f func(delta flo
 
 func TestLoRAGradientMatchesFiniteDifferences(t *testing.T) {
 	c := tinyConfig()
+	// The last block computes only the masked rows: check one masked
+	// position, most of them, and all of them.
+	for _, masked := range [][]int32{{5}, nil, {0, 1, 2, 3, 4, 5, 6, 7}} {
+		job := testJob(c, 4)
+		if masked != nil {
+			job.masked = masked
+		}
+		t.Run(fmt.Sprint(len(job.masked), "masked"), func(t *testing.T) { checkLoRAGradient(t, c, job) })
+	}
+}
+
+func checkLoRAGradient(t *testing.T, c ModelConfig, job seqJob) {
 	b, bank := randomModel(t, c, 3)
-	job := testJob(c, 4)
 	r := newRunner(b)
 	grad := newLoRA(c, nil)
 	jobs := []seqJob{job}

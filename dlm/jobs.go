@@ -7,9 +7,9 @@ import "math/rand/v2"
 // atLeastOne a sequence that drew no mask gets one at a random position:
 // training cannot learn from an unmasked sequence, while evaluation must
 // keep the true distribution for the ELBO to stay a bound.
-func drawJob(rng *rand.Rand, data []byte, seqLen int, lo, hi float64, bank int, atLeastOne bool) seqJob {
+func drawJob(rng *rand.Rand, data []byte, seqLen int, lo, hi int, bank int, atLeastOne bool) seqJob {
 	off := rng.IntN(len(data) - seqLen + 1)
-	t := lo + rng.Float64()*(hi-lo)
+	t := lo + rng.IntN(hi-lo)
 	rate := noise.MaskRate(t)
 	masked := make([]int32, 0, int(rate*float64(seqLen))+4)
 	for i := 0; i < seqLen; i++ {

@@ -19,12 +19,13 @@ func loraKey(layer int, module, factor string) string {
 	return fmt.Sprintf("base_model.model.layers.%d.attn.%s_proj.lora_%s.weight", layer, module, factor)
 }
 
-// loraParams is one bank in the layout the kernels want: at = Aᵀ (d×r) and
-// bt = Bᵀ (r×d), so both products of the forward pass are row-contiguous.
-// The update file keeps PEFT's A (r×d) and B (d×r); toBank/fromBank convert.
+// loraParams is one bank in the layout the kernels want: a = A (r×d, as
+// PEFT stores it) and bt = Bᵀ (r×d), so every product of the forward and
+// backward pass runs along rows of length d rather than r. The update keeps
+// PEFT's A (r×d) and B (d×r); bankFromUpdate and storeInto convert.
 type loraParams struct {
-	flat   []float32
-	at, bt [][4][]float32 // [layer][module]
+	flat  []float32
+	a, bt [][4][]float32 // [layer][module]
 }
 
 func newLoRA(c ModelConfig, flat []float32) *loraParams {
@@ -32,11 +33,11 @@ func newLoRA(c ModelConfig, flat []float32) *loraParams {
 	if flat == nil {
 		flat = make([]float32, loraSize(c))
 	}
-	lp := &loraParams{flat: flat, at: make([][4][]float32, c.Layers), bt: make([][4][]float32, c.Layers)}
+	lp := &loraParams{flat: flat, a: make([][4][]float32, c.Layers), bt: make([][4][]float32, c.Layers)}
 	off := 0
 	for l := 0; l < c.Layers; l++ {
 		for m := range loraModules {
-			lp.at[l][m] = flat[off : off+d*r : off+d*r]
+			lp.a[l][m] = flat[off : off+d*r : off+d*r]
 			off += d * r
 			lp.bt[l][m] = flat[off : off+d*r : off+d*r]
 			off += d * r
@@ -73,14 +74,14 @@ func bankFromUpdate(c ModelConfig, u *adapter.Update, group string) (*loraParams
 			if !shapeIs(b, d, r) {
 				return nil, fmt.Errorf("%w: %s/%s has shape %v, want [%d %d]", ErrBanks, group, kb, b.Shape, d, r)
 			}
-			at, bt := lp.at[l][m], lp.bt[l][m]
+			la, bt := lp.a[l][m], lp.bt[l][m]
 			for i := 0; i < r; i++ {
 				for j := 0; j < d; j++ {
 					va, vb := a.Data[i*d+j], b.Data[j*r+i]
 					if !finite32(va) || !finite32(vb) {
 						return nil, fmt.Errorf("%w: %s layer %d %s_proj holds a non-finite value", ErrBanks, group, l, mod)
 					}
-					at[j*r+i] = va
+					la[i*d+j] = va
 					bt[i*d+j] = vb
 				}
 			}
@@ -95,10 +96,10 @@ func (lp *loraParams) storeInto(c ModelConfig, u *adapter.Update, group string) 
 	for l := 0; l < c.Layers; l++ {
 		for m, mod := range loraModules {
 			a, b := adapter.NewTensor(r, d), adapter.NewTensor(d, r)
-			at, bt := lp.at[l][m], lp.bt[l][m]
+			la, bt := lp.a[l][m], lp.bt[l][m]
 			for i := 0; i < r; i++ {
 				for j := 0; j < d; j++ {
-					a.Data[i*d+j] = at[j*r+i]
+					a.Data[i*d+j] = la[i*d+j]
 					b.Data[j*r+i] = bt[i*d+j]
 				}
 			}
@@ -142,8 +143,8 @@ func NewBanks(b *Base, groups []adapter.GroupRange, seed uint64) *adapter.Update
 		lp := newLoRA(c, nil)
 		for l := 0; l < c.Layers; l++ {
 			for m := range loraModules {
-				for i := range lp.at[l][m] {
-					lp.at[l][m][i] = float32((2*rng.Float64() - 1) * bound)
+				for i := range lp.a[l][m] {
+					lp.a[l][m][i] = float32((2*rng.Float64() - 1) * bound)
 				}
 			}
 		}

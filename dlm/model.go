@@ -25,6 +25,12 @@ type blockCache struct {
 	probs []float32    // heads × L × L
 	ctx   []float32    // attention output before o_proj (L×d)
 	hmid  []float32    // residual stream after attention (L×d)
+	nq    int          // query rows: L, or the masked rows in the last block
+	aq    []float32    // last block: ln1 output at the masked rows
+	hinq  []float32    // last block: residual stream at the masked rows
+	qT    []float32    // q, k, v transposed (d×rows), for the per-head products
+	kT    []float32
+	vT    []float32
 	ln2   normCache
 	up    []float32 // MLP pre-activation (L×FF)
 	act   []float32 // ReLU(up)
@@ -40,16 +46,17 @@ type seqWork struct {
 	blocks []blockCache
 	hfin   []float32 // residual stream after the last block
 	lnf    normCache
-	zm     []float32 // final-norm rows of the masked positions (M×d)
 	logits []float32 // M × ByteVocab; after lossAndGrad, ∂loss/∂logits
 
 	// backward scratch
-	dh, dx, da, dq, dk, dv, dctx []float32
-	dP                           []float32
-	dmid                         []float32
-	dup                          []float32
-	dzm                          []float32
-	hasBank                      bool
+	dh, dhFull, da, daq        []float32
+	dq, dk, dv, dctx           []float32
+	dP                         []float32
+	ctxT, dctxT, dqT, dkT, dvT []float32 // d×L
+	dmid                       []float32
+	dup                        []float32
+	dzm                        []float32
+	hasBank                    bool
 }
 
 func newSeqWork(c ModelConfig) *seqWork {
@@ -64,6 +71,8 @@ func newSeqWork(c ModelConfig) *seqWork {
 		for m := range b.smid {
 			b.smid[m] = make([]float32, L*c.Rank)
 		}
+		b.aq, b.hinq = make([]float32, L*d), make([]float32, L*d)
+		b.qT, b.kT, b.vT = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 		b.probs = make([]float32, c.Heads*L*L)
 		b.ctx = make([]float32, L*d)
 		b.hmid = make([]float32, L*d)
@@ -73,11 +82,13 @@ func newSeqWork(c ModelConfig) *seqWork {
 	}
 	w.hfin = make([]float32, L*d)
 	w.lnf = newNormCache(L, d)
-	w.zm = make([]float32, L*d)
 	w.logits = make([]float32, L*ByteVocab)
-	w.dh, w.dx, w.da = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
+	w.dh, w.dhFull = make([]float32, L*d), make([]float32, L*d)
+	w.da, w.daq = make([]float32, L*d), make([]float32, L*d)
 	w.dq, w.dk, w.dv, w.dctx = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 	w.dP = make([]float32, L*L)
+	w.ctxT, w.dctxT = make([]float32, L*d), make([]float32, L*d)
+	w.dqT, w.dkT, w.dvT = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
 	w.dmid = make([]float32, L*c.Rank)
 	w.dup = make([]float32, L*f)
 	w.dzm = make([]float32, L*d)
@@ -137,6 +148,16 @@ func layerNormBack(nc *normCache, dout, g, dx, dg, db []float32, rows, d int) {
 	}
 }
 
+// transpose writes the cols×rows transpose of src (rows×cols) into dst.
+func transpose(dst, src []float32, rows, cols int) {
+	for i := 0; i < rows; i++ {
+		row := src[i*cols : (i+1)*cols]
+		for j, v := range row {
+			dst[j*rows+i] = v
+		}
+	}
+}
+
 func addBias(y, b []float32, rows int) {
 	n := len(b)
 	for i := 0; i < rows; i++ {
@@ -159,10 +180,18 @@ func colSum(db, dy []float32, rows int) {
 
 // forward runs the denoiser on w.tokens at time bucket w.bucket and leaves
 // the logits of the masked positions in w.logits. bank may be nil.
+//
+// The loss only reads the masked positions, so the last block computes its
+// output there alone: keys and values still come from every position, but
+// its queries, output projection and MLP run on the masked rows, and so
+// does the final norm.
 func (w *seqWork) forward(p *params, bank *loraParams) {
 	c := w.cfg
-	L, d, H, dh, r := c.SeqLen, c.DModel, c.Heads, c.headDim(), c.Rank
-	w.hasBank = bank != nil
+	L, d, H, hd, r := c.SeqLen, c.DModel, c.Heads, c.headDim(), c.Rank
+	M := len(w.masked)
+	if M == 0 {
+		return
+	}
 	h := w.blocks[0].hin
 	tb := p.time[w.bucket*d : (w.bucket+1)*d]
 	for i, tok := range w.tokens {
@@ -173,62 +202,92 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 			hr[j] = te[j] + pe[j] + tb[j]
 		}
 	}
-	scale := float32(1 / math.Sqrt(float64(dh)))
+	scale := float32(1 / math.Sqrt(float64(hd)))
 	ls := c.loraScale()
 	for l := range w.blocks {
 		bc, bp := &w.blocks[l], &p.blocks[l]
 		layerNorm(&bc.ln1, bc.hin, bp.ln1.g, bp.ln1.b, L, d)
 		a := bc.ln1.out
-		for m, out := range [3][]float32{bc.q, bc.k, bc.v} {
-			lin := [3]*linear{&bp.q, &bp.k, &bp.v}[m]
-			matmul(out, a, lin.w, L, d, d, false)
-			addBias(out, lin.b, L)
-			if bank != nil {
-				w.loraForward(bc.smid[m], out, a, bank.at[l][m], bank.bt[l][m], ls, L, d, r)
-			}
+		nq, aq, hinq := L, a, bc.hin
+		if l == len(w.blocks)-1 {
+			nq = M
+			gatherRows(bc.aq, a, w.masked, d)
+			gatherRows(bc.hinq, bc.hin, w.masked, d)
+			aq, hinq = bc.aq, bc.hinq
 		}
-		for hd := 0; hd < H; hd++ {
-			off := hd * dh
-			P := bc.probs[hd*L*L : (hd+1)*L*L]
-			mulAdd(false, true, L, L, dh, bc.q[off:], d, bc.k[off:], d, 0, P, L)
-			for i := 0; i < L; i++ {
+		bc.nq = nq
+		matmul(bc.q, aq, bp.q.w, nq, d, d, false)
+		addBias(bc.q, bp.q.b, nq)
+		matmul(bc.k, a, bp.k.w, L, d, d, false)
+		addBias(bc.k, bp.k.b, L)
+		matmul(bc.v, a, bp.v.w, L, d, d, false)
+		addBias(bc.v, bp.v.b, L)
+		if bank != nil {
+			w.loraForward(bc.smid[0], bc.q, aq, bank.a[l][0], bank.bt[l][0], ls, nq, d, r)
+			w.loraForward(bc.smid[1], bc.k, a, bank.a[l][1], bank.bt[l][1], ls, L, d, r)
+			w.loraForward(bc.smid[2], bc.v, a, bank.a[l][2], bank.bt[l][2], ls, L, d, r)
+		}
+		// Heads work on transposed (d×rows) copies so that every product
+		// runs along rows of length L or nq instead of the head width.
+		transpose(bc.qT, bc.q, nq, d)
+		transpose(bc.kT, bc.k, L, d)
+		transpose(bc.vT, bc.v, L, d)
+		for head := 0; head < H; head++ {
+			off := head * hd
+			P := bc.probs[head*L*L : head*L*L+nq*L]
+			// S = Q_h·K_hᵀ (nq×L)
+			mulAdd(false, false, nq, L, hd, bc.q[off:], d, bc.kT[off*L:], L, 0, P, L)
+			for i := 0; i < nq; i++ {
 				softmaxScaled(P[i*L:(i+1)*L], scale)
 			}
-			mulAdd(false, false, L, dh, L, P, L, bc.v[off:], d, 0, bc.ctx[off:], d)
+			// ctx_hᵀ = V_hᵀ·Pᵀ (hd×nq)
+			mulAdd(false, true, hd, nq, L, bc.vT[off*L:], L, P, L, 0, w.ctxT[off*nq:], nq)
 		}
+		transpose(bc.ctx, w.ctxT, d, nq)
 		// o_proj output goes straight into the residual stream.
-		copy(bc.hmid, bc.hin)
-		matmul(bc.hmid, bc.ctx, bp.o.w, L, d, d, true)
-		addBias(bc.hmid, bp.o.b, L)
+		copy(bc.hmid[:nq*d], hinq[:nq*d])
+		matmul(bc.hmid, bc.ctx, bp.o.w, nq, d, d, true)
+		addBias(bc.hmid, bp.o.b, nq)
 		if bank != nil {
-			w.loraForward(bc.smid[3], bc.hmid, bc.ctx, bank.at[l][3], bank.bt[l][3], ls, L, d, r)
+			w.loraForward(bc.smid[3], bc.hmid, bc.ctx, bank.a[l][3], bank.bt[l][3], ls, nq, d, r)
 		}
-		layerNorm(&bc.ln2, bc.hmid, bp.ln2.g, bp.ln2.b, L, d)
-		matmul(bc.up, bc.ln2.out, bp.up.w, L, d, c.FF, false)
-		addBias(bc.up, bp.up.b, L)
-		for i, v := range bc.up {
+		layerNorm(&bc.ln2, bc.hmid, bp.ln2.g, bp.ln2.b, nq, d)
+		matmul(bc.up, bc.ln2.out, bp.up.w, nq, d, c.FF, false)
+		addBias(bc.up, bp.up.b, nq)
+		for i, v := range bc.up[:nq*c.FF] {
 			bc.act[i] = max(v, 0)
 		}
 		next := w.hfin
 		if l+1 < len(w.blocks) {
 			next = w.blocks[l+1].hin
 		}
-		copy(next, bc.hmid)
-		matmul(next, bc.act, bp.down.w, L, c.FF, d, true)
-		addBias(next, bp.down.b, L)
+		copy(next[:nq*d], bc.hmid[:nq*d])
+		matmul(next, bc.act, bp.down.w, nq, c.FF, d, true)
+		addBias(next, bp.down.b, nq)
 	}
-	layerNorm(&w.lnf, w.hfin, p.lnf.g, p.lnf.b, L, d)
-	M := len(w.masked)
-	for i, pos := range w.masked {
-		copy(w.zm[i*d:(i+1)*d], w.lnf.out[int(pos)*d:(int(pos)+1)*d])
-	}
-	matmul(w.logits, w.zm, p.head.w, M, d, ByteVocab, false)
+	layerNorm(&w.lnf, w.hfin, p.lnf.g, p.lnf.b, M, d)
+	matmul(w.logits, w.lnf.out, p.head.w, M, d, ByteVocab, false)
 	addBias(w.logits[:M*ByteVocab], p.head.b, M)
 }
 
+func gatherRows(dst, src []float32, rows []int32, d int) {
+	for i, r := range rows {
+		copy(dst[i*d:(i+1)*d], src[int(r)*d:(int(r)+1)*d])
+	}
+}
+
+func scatterAddRows(dst, src []float32, rows []int32, d int) {
+	for i, r := range rows {
+		dr, sr := dst[int(r)*d:(int(r)+1)*d], src[i*d:(i+1)*d]
+		for j, v := range sr {
+			dr[j] += v
+		}
+	}
+}
+
 // loraForward adds (α/r)·x·Aᵀ·Bᵀ to out and keeps (α/r)·x·Aᵀ for backward.
-func (w *seqWork) loraForward(smid, out, x, at, bt []float32, ls float32, L, d, r int) {
-	matmul(smid, x, at, L, d, r, false)
+func (w *seqWork) loraForward(smid, out, x, a, bt []float32, ls float32, L, d, r int) {
+	mulAdd(false, true, L, r, d, x, d, a, d, 0, smid, r)
 	for i := range smid {
 		smid[i] *= ls
 	}
@@ -290,24 +349,21 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 	c := w.cfg
 	L, d, H, hd, r := c.SeqLen, c.DModel, c.Heads, c.headDim(), c.Rank
 	M := len(w.masked)
-	// head
+	if M == 0 {
+		return
+	}
 	matmul(w.dzm, w.logits, p.head.wt, M, ByteVocab, d, false)
 	if dp != nil {
-		matmulTA(dp.head.w, w.zm, w.logits, M, d, ByteVocab)
+		matmulTA(dp.head.w, w.lnf.out, w.logits, M, d, ByteVocab)
 		colSum(dp.head.b, w.logits, M)
 	}
-	dz := w.dx
-	clear(dz)
-	for i, pos := range w.masked {
-		copy(dz[int(pos)*d:(int(pos)+1)*d], w.dzm[i*d:(i+1)*d])
-	}
 	dh := w.dh
-	clear(dh)
+	clear(dh[:M*d])
 	var dg, db []float32
 	if dp != nil {
 		dg, db = dp.lnf.g, dp.lnf.b
 	}
-	layerNormBack(&w.lnf, dz, p.lnf.g, dh, dg, db, L, d)
+	layerNormBack(&w.lnf, w.dzm, p.lnf.g, dh, dg, db, M, d)
 	scale := float32(1 / math.Sqrt(float64(hd)))
 	for l := len(w.blocks) - 1; l >= 0; l-- {
 		bc, bp := &w.blocks[l], &p.blocks[l]
@@ -315,41 +371,45 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 		if dp != nil {
 			gp = &dp.blocks[l]
 		}
+		nq := bc.nq
+		last := l == len(w.blocks)-1
 		// MLP: dh is ∂/∂(block output); the residual passes it to hmid unchanged.
-		matmul(w.dup, dh, bp.down.wt, L, d, c.FF, false)
+		matmul(w.dup, dh, bp.down.wt, nq, d, c.FF, false)
 		if gp != nil {
-			matmulTA(gp.down.w, bc.act, dh, L, c.FF, d)
-			colSum(gp.down.b, dh, L)
+			matmulTA(gp.down.w, bc.act, dh, nq, c.FF, d)
+			colSum(gp.down.b, dh, nq)
 		}
-		for i, v := range bc.up {
+		for i, v := range bc.up[:nq*c.FF] {
 			if v <= 0 {
 				w.dup[i] = 0
 			}
 		}
-		da := w.da
-		matmul(da, w.dup, bp.up.wt, L, c.FF, d, false)
+		matmul(w.da, w.dup, bp.up.wt, nq, c.FF, d, false)
 		if gp != nil {
-			matmulTA(gp.up.w, bc.ln2.out, w.dup, L, d, c.FF)
-			colSum(gp.up.b, w.dup, L)
-			layerNormBack(&bc.ln2, da, bp.ln2.g, dh, gp.ln2.g, gp.ln2.b, L, d)
+			matmulTA(gp.up.w, bc.ln2.out, w.dup, nq, d, c.FF)
+			colSum(gp.up.b, w.dup, nq)
+			layerNormBack(&bc.ln2, w.da, bp.ln2.g, dh, gp.ln2.g, gp.ln2.b, nq, d)
 		} else {
-			layerNormBack(&bc.ln2, da, bp.ln2.g, dh, nil, nil, L, d)
+			layerNormBack(&bc.ln2, w.da, bp.ln2.g, dh, nil, nil, nq, d)
 		}
 		// dh is now ∂/∂hmid. Attention output projection.
-		matmul(w.dctx, dh, bp.o.wt, L, d, d, false)
+		matmul(w.dctx, dh, bp.o.wt, nq, d, d, false)
 		if gp != nil {
-			matmulTA(gp.o.w, bc.ctx, dh, L, d, d)
-			colSum(gp.o.b, dh, L)
+			matmulTA(gp.o.w, bc.ctx, dh, nq, d, d)
+			colSum(gp.o.b, dh, nq)
 		}
 		if bank != nil {
-			w.loraBack(bc.smid[3], dh, bc.ctx, w.dctx, bank.at[l][3], bank.bt[l][3], dbank, l, 3, L, d, r)
+			w.loraBack(bc.smid[3], dh, bc.ctx, w.dctx, bank.a[l][3], bank.bt[l][3], dbank, l, 3, nq, d, r)
 		}
+		transpose(w.dctxT, w.dctx, nq, d)
 		for head := 0; head < H; head++ {
 			off := head * hd
-			P := bc.probs[head*L*L : (head+1)*L*L]
-			mulAdd(false, true, L, L, hd, w.dctx[off:], d, bc.v[off:], d, 0, w.dP, L)
-			mulAdd(true, false, L, hd, L, P, L, w.dctx[off:], d, 0, w.dv[off:], d)
-			for i := 0; i < L; i++ {
+			P := bc.probs[head*L*L : head*L*L+nq*L]
+			// ∂P = ∂ctx_h·V_hᵀ (nq×L); ∂V_hᵀ = ∂ctx_hᵀ·P (hd×L)
+			mulAdd(false, false, nq, L, hd, w.dctx[off:], d, bc.vT[off*L:], L, 0, w.dP, L)
+			mulAdd(false, false, hd, L, nq, w.dctxT[off*nq:], nq, P, L, 0, w.dvT[off*L:], L)
+			// softmax backward, with the score scale folded in: ∂S
+			for i := 0; i < nq; i++ {
 				pr, dpr := P[i*L:(i+1)*L], w.dP[i*L:(i+1)*L]
 				var dot float32
 				for j, v := range pr {
@@ -359,23 +419,56 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 					dpr[j] = v * (dpr[j] - dot) * scale
 				}
 			}
-			mulAdd(false, false, L, hd, L, w.dP, L, bc.k[off:], d, 0, w.dq[off:], d)
-			mulAdd(true, false, L, hd, L, w.dP, L, bc.q[off:], d, 0, w.dk[off:], d)
+			// ∂Q_hᵀ = K_hᵀ·∂Sᵀ (hd×nq); ∂K_hᵀ = Q_hᵀ·∂S (hd×L)
+			mulAdd(false, true, hd, nq, L, bc.kT[off*L:], L, w.dP, L, 0, w.dqT[off*nq:], nq)
+			mulAdd(false, false, hd, L, nq, bc.qT[off*nq:], nq, w.dP, L, 0, w.dkT[off*L:], L)
 		}
-		da = w.da
-		clear(da)
-		a := bc.ln1.out
-		for m, dy := range [3][]float32{w.dq, w.dk, w.dv} {
-			lin := [3]*linear{&bp.q, &bp.k, &bp.v}[m]
-			matmul(da, dy, lin.wt, L, d, d, true)
-			if gp != nil {
-				glin := [3]*linear{&gp.q, &gp.k, &gp.v}[m]
-				matmulTA(glin.w, a, dy, L, d, d)
-				colSum(glin.b, dy, L)
-			}
-			if bank != nil {
-				w.loraBack(bc.smid[m], dy, a, da, bank.at[l][m], bank.bt[l][m], dbank, l, m, L, d, r)
-			}
+		transpose(w.dq, w.dqT, d, nq)
+		transpose(w.dk, w.dkT, d, L)
+		transpose(w.dv, w.dvT, d, L)
+		// Below the first block only the embeddings remain: with a frozen
+		// base nothing there needs a gradient, so the input side stops here.
+		needInput := l > 0 || dp != nil
+		a, aq := bc.ln1.out, bc.ln1.out
+		if last {
+			aq = bc.aq
+		}
+		da, daq := w.da, w.da
+		if last {
+			daq = w.daq
+		}
+		var dxq, dx []float32
+		if needInput {
+			clear(da[:L*d])
+			clear(daq[:nq*d])
+			dxq, dx = daq, da
+			matmul(daq, w.dq, bp.q.wt, nq, d, d, true)
+			matmul(da, w.dk, bp.k.wt, L, d, d, true)
+			matmul(da, w.dv, bp.v.wt, L, d, d, true)
+		}
+		if gp != nil {
+			matmulTA(gp.q.w, aq, w.dq, nq, d, d)
+			colSum(gp.q.b, w.dq, nq)
+			matmulTA(gp.k.w, a, w.dk, L, d, d)
+			colSum(gp.k.b, w.dk, L)
+			matmulTA(gp.v.w, a, w.dv, L, d, d)
+			colSum(gp.v.b, w.dv, L)
+		}
+		if bank != nil {
+			w.loraBack(bc.smid[0], w.dq, aq, dxq, bank.a[l][0], bank.bt[l][0], dbank, l, 0, nq, d, r)
+			w.loraBack(bc.smid[1], w.dk, a, dx, bank.a[l][1], bank.bt[l][1], dbank, l, 1, L, d, r)
+			w.loraBack(bc.smid[2], w.dv, a, dx, bank.a[l][2], bank.bt[l][2], dbank, l, 2, L, d, r)
+		}
+		if !needInput {
+			break
+		}
+		// ∂hin = ∂hmid through the residual (scattered back to the masked
+		// rows in the last block) + the layer norm's share.
+		if last {
+			scatterAddRows(da, daq, w.masked, d)
+			clear(w.dhFull)
+			scatterAddRows(w.dhFull, dh, w.masked, d)
+			dh = w.dhFull
 		}
 		if gp != nil {
 			layerNormBack(&bc.ln1, da, bp.ln1.g, dh, gp.ln1.g, gp.ln1.b, L, d)
@@ -400,16 +493,19 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 
 // loraBack accumulates the bank gradient of one adapted module and adds the
 // LoRA path's contribution to dx. dy is ∂/∂(module output).
-func (w *seqWork) loraBack(smid, dy, x, dx, at, bt []float32, dbank *loraParams, l, m, L, d, r int) {
+func (w *seqWork) loraBack(smid, dy, x, dx, a, bt []float32, dbank *loraParams, l, m, L, d, r int) {
 	ls := w.cfg.loraScale()
-	// ∂/∂smid = dy·btᵀ; the chain rule through smid = (α/r)·x·at adds α/r.
+	// ∂/∂smid = dy·btᵀ; the chain rule through smid = (α/r)·x·Aᵀ adds α/r.
 	mulAdd(false, true, L, r, d, dy, d, bt, d, 0, w.dmid, r)
 	for i := range w.dmid {
 		w.dmid[i] *= ls
 	}
 	if dbank != nil {
 		matmulTA(dbank.bt[l][m], smid, dy, L, r, d)
-		matmulTA(dbank.at[l][m], x, w.dmid, L, d, r)
+		// ∂A (r×d) = dmidᵀ·x
+		mulAdd(true, false, r, d, L, w.dmid, r, x, d, 1, dbank.a[l][m], d)
 	}
-	mulAdd(false, true, L, d, r, w.dmid, r, at, r, 1, dx, d)
+	if dx != nil {
+		matmul(dx, w.dmid, a, L, r, d, true)
+	}
 }

@@ -1,37 +1,37 @@
 package dlm
 
-import "math"
+import "github.com/dafnet/daf/schedule"
 
-// cosineSchedule is the masking schedule of the forward process: at time
-// t ∈ [0, MaxT] each byte is independently replaced by the mask token with
-// probability MaskRate(t) = 1 − cos(π/2 · t/MaxT). It is 0 at t = 0 (clean
-// text) and 1 at t = MaxT (all masked), flat near t = 0, so the fine group
-// [0,300) sees few masks (≤ 11%) and the coarse group [700,1000) most (≥ 55%).
-type cosineSchedule struct{}
+// MaxT is the end of the diffusion time axis; t ∈ [0, MaxT].
+const MaxT = schedule.MaxT
 
-// MaskRate is the probability that a byte is masked at time t.
-func (cosineSchedule) MaskRate(t float64) float64 {
-	t = min(max(t, 0), MaxT)
-	return 1 - math.Cos(math.Pi/2*t/MaxT)
-}
+// noise is the masking schedule of the forward process: at time t each byte
+// is independently replaced by the mask token with probability
+// MaskRate(t), from 0 at t = 0 to 1 at t = MaxT. Under the cosine schedule
+// the fine group [0,300) sees mask rates below 0.2, the domain group
+// [300,700) 0.2–0.8 and the coarse group [700,1000) above 0.8.
+var noise schedule.NoiseSchedule = schedule.Cosine{}
 
-// elboWeight is m'(τ)/m(τ) for τ = t/MaxT: the weight that turns the
-// expected cross-entropy of the masked bytes at time t into the integrand of
-// the continuous-time ELBO of absorbing-state diffusion,
-// −log p(x)/L ≤ ∫₀¹ m'(τ)/m(τ) · E[Σ_masked CE]/L dτ.
-func (s cosineSchedule) elboWeight(t float64) float64 {
-	m := s.MaskRate(t)
+// elboWeight is (m(t) − m(t−1)) / m(t): the probability that a byte masked
+// at time t is revealed in the reverse step to t − 1. The discrete-time
+// ELBO of absorbing-state diffusion is
+//
+//	−log p(x) ≤ Σ_{t=1..MaxT} E[ elboWeight(t) · Σ_{masked at t} −log p(x_i | z_t) ]
+//
+// (the prior term vanishes because m(MaxT) = 1, the reconstruction term
+// because m(0) = 0).
+func elboWeight(t int) float64 {
+	if t <= 0 {
+		return 0
+	}
+	m := noise.MaskRate(t)
 	if m <= 0 {
 		return 0
 	}
-	tau := t / MaxT
-	return math.Pi / 2 * math.Sin(math.Pi/2*tau) / m
+	return (m - noise.MaskRate(t-1)) / m
 }
 
-// noise is the schedule the model uses.
-var noise cosineSchedule
-
 // timeBucket maps t to its learned time embedding.
-func timeBucket(t float64) int {
-	return min(max(int(t*TimeBuckets/MaxT), 0), TimeBuckets-1)
+func timeBucket(t int) int {
+	return min(max(t*TimeBuckets/MaxT, 0), TimeBuckets-1)
 }

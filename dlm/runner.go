@@ -10,7 +10,7 @@ import (
 // adapts it, which positions are masked, and how its loss is weighted.
 type seqJob struct {
 	target []byte // SeqLen clean bytes
-	t      float64
+	t      int
 	bucket int
 	bank   int // index into the runner's banks; -1 = base only
 	masked []int32

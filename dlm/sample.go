@@ -39,11 +39,11 @@ func Sample(b *Base, banks *adapter.Update, n, steps int, seed uint64) ([]byte, 
 			masked[i] = int32(i)
 		}
 		for k := 0; k < steps && len(masked) > 0; k++ {
-			t := MaxT * (1 - float64(k)/float64(steps))
-			s := MaxT * (1 - float64(k+1)/float64(steps))
+			t := MaxT * (steps - k) / steps
+			s := MaxT * (steps - k - 1) / steps
 			var bank *loraParams
 			if lps != nil {
-				if gi := groupAt(groups, min(t, MaxT-1e-9)); gi >= 0 {
+				if gi := groupAt(groups, t); gi >= 0 {
 					bank = lps[gi]
 				}
 			}
@@ -70,9 +70,11 @@ func Sample(b *Base, banks *adapter.Update, n, steps int, seed uint64) ([]byte, 
 	return out, nil
 }
 
-func groupAt(groups []adapter.GroupRange, t float64) int {
+// groupAt finds the group holding t; t = MaxT belongs to the group that
+// ends there, as in schedule.Group.Contains.
+func groupAt(groups []adapter.GroupRange, t int) int {
 	for i, g := range groups {
-		if t >= float64(g.Start) && t < float64(g.End) {
+		if (t >= g.Start && t < g.End) || (t == MaxT && g.End == MaxT) {
 			return i
 		}
 	}

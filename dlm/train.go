@@ -157,7 +157,7 @@ func train(ctx context.Context, b *Base, banks *adapter.Update, data []byte, cfg
 			gi := next % len(groups)
 			next++
 			g := groups[gi]
-			jobs[i] = drawJob(rng, data, c.SeqLen, float64(g.Start), float64(g.End), gi, true)
+			jobs[i] = drawJob(rng, data, c.SeqLen, g.Start, g.End, gi, true)
 			masked[gi] += len(jobs[i].masked)
 		}
 		// Each bank minimises the mean CE per masked byte of its own
@@ -204,7 +204,7 @@ func probeJobs(rng *rand.Rand, data []byte, seqLen int, groups []adapter.GroupRa
 	var jobs []seqJob
 	for gi, g := range groups {
 		for range probesPerGroup {
-			jobs = append(jobs, drawJob(rng, data, seqLen, float64(g.Start), float64(g.End), gi, true))
+			jobs = append(jobs, drawJob(rng, data, seqLen, g.Start, g.End, gi, true))
 		}
 	}
 	return jobs

@@ -21,7 +21,11 @@ type Trainer struct {
 
 // NewTrainer holds out the last eighth of data (at least 1 KiB) for
 // Evaluate and trains on the rest. Data too short for that split is kept
-// whole for both; LoadShards is the place that rejects too-short data.
+// whole for both; LoadText is the place that rejects unusable data:
+//
+//	text, err := dlm.LoadText(path) // --train-data
+//	...
+//	trainer := dlm.NewTrainer(base, text, dlm.DefaultTrainConfig())
 func NewTrainer(b *Base, data []byte, cfg TrainConfig) *Trainer {
 	t := &Trainer{base: b, cfg: cfg, train: data, heldout: data, EvalSamples: 32}
 	if s, err := split("train-data", data, "train-data"); err == nil {

@@ -19,6 +19,19 @@ type Envelope struct {
 	Size     int // bytes on the wire
 }
 
+// ReleaseKey names a release from an envelope's header and signature bytes
+// alone, before any verification. Every relayed copy of a release carries
+// the same signature, so a copy whose key matches a release already verified
+// is a duplicate and is dropped without hashing its payload. A forger who
+// glues a genuine signature onto other bytes gains nothing: the genuine
+// release is already held.
+type ReleaseKey struct {
+	Source    PeerID
+	Round     uint64
+	Scope     Membership
+	Signature string
+}
+
 // Codec turns updates into signed envelope messages and back. The product's
 // implementation is packages wire (envelope, size limits, Ed25519),
 // seal (scope keys) and compress (update encoding); package sim has a small
@@ -39,6 +52,14 @@ type Codec interface {
 	// WithHops returns msg re-encoded with a new hop count; the signature,
 	// which does not cover the hop count, stays valid.
 	WithHops(msg []byte, hopsLeft int) ([]byte, error)
+}
+
+// KeyReader is an optional Codec method: Key reads a message's ReleaseKey
+// without verifying anything (errors wrap ErrMalformed or ErrTooLarge). A
+// codec that has it lets the engine drop duplicate copies before checking
+// their signatures, which is most of the receive cost of a large update.
+type KeyReader interface {
+	Key(msg []byte) (ReleaseKey, error)
 }
 
 // Filter is the Byzantine check a received update passes before it is

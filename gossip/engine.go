@@ -206,6 +206,7 @@ func (e *Engine) Receive(now time.Time, from PeerID, msg []byte, pre *Inbound, w
 func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbound, error) {
 	var in Inbound
 	var openErr error
+	var verifiedKey *ReleaseKey
 	if pre != nil && pre.Env.Size > 0 {
 		in = *pre
 		in.From = from
@@ -213,6 +214,17 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 			openErr = fmt.Errorf("%w: payload did not open", ErrSeal)
 		}
 	} else {
+		if kr, ok := e.codec.(KeyReader); ok {
+			key, err := kr.Key(msg)
+			if err != nil {
+				return Inbound{From: from, Msg: msg}, err
+			}
+			if d, ok := e.seen.byKey[key]; ok && e.seen.has(d) {
+				e.seen.addHolder(d, from)
+				return Inbound{From: from, Msg: msg, Env: Envelope{Source: key.Source, Round: key.Round, Scope: key.Scope, Digest: d}}, ErrDuplicate
+			}
+			verifiedKey = &key
+		}
 		env, err := e.codec.Unpack(msg)
 		if err != nil {
 			return Inbound{From: from, Msg: msg}, err
@@ -234,6 +246,9 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 	}
 	if env.Round < w.Lo || env.Round > w.Hi {
 		return in, fmt.Errorf("%w: round %d, accepting %d..%d", ErrReplay, env.Round, w.Lo, w.Hi)
+	}
+	if verifiedKey != nil {
+		e.seen.byKey[*verifiedKey] = env.Digest
 	}
 	if e.seen.has(env.Digest) {
 		e.seen.addHolder(env.Digest, from)

@@ -9,6 +9,7 @@ import "slices"
 type seenSet struct {
 	byDigest map[Digest]*seenEntry
 	bySource map[sourceKey]Digest
+	byKey    map[ReleaseKey]Digest // verified releases by their cheap key
 }
 
 type sourceKey struct {
@@ -23,7 +24,7 @@ type seenEntry struct {
 }
 
 func newSeenSet() *seenSet {
-	return &seenSet{byDigest: map[Digest]*seenEntry{}, bySource: map[sourceKey]Digest{}}
+	return &seenSet{byDigest: map[Digest]*seenEntry{}, bySource: map[sourceKey]Digest{}, byKey: map[ReleaseKey]Digest{}}
 }
 
 func (s *seenSet) has(d Digest) bool { _, ok := s.byDigest[d]; return ok }
@@ -71,6 +72,11 @@ func (s *seenSet) forgetBefore(round uint64) {
 	for k := range s.bySource {
 		if k.round < round {
 			delete(s.bySource, k)
+		}
+	}
+	for k := range s.byKey {
+		if k.Round < round {
+			delete(s.byKey, k)
 		}
 	}
 }

@@ -16,10 +16,10 @@ func TestClipJointAcrossGroups(t *testing.T) {
 	// its own would release norm √2; joint clipping scales both by 1/5.
 	u := testUpdate(map[string][]float32{"coarse": {3, 0}, "fine": {0, -4}})
 	f := Clip(u, 1)
-	if math.Abs(f-0.2) > 1e-8 {
+	if math.Abs(f-0.2) > 1e-6 {
 		t.Errorf("factor %v, want 0.2", f)
 	}
-	if n := u.L2(); n > 1 || n < 1-1e-6 {
+	if n := u.L2(); n > 1 || n < 1-2e-6 {
 		t.Errorf("clipped norm %v, want just under 1", n)
 	}
 	c, fi := u.Get("coarse", key).Data, u.Get("fine", key).Data
@@ -50,8 +50,8 @@ func TestClipLeavesSmallAndZeroUpdates(t *testing.T) {
 }
 
 // After clipping the norm never exceeds the bound, whatever the scale of
-// the values (float32 rounding included), and each value is the float64
-// scaling of the original to float32 precision.
+// the values (float32 rounding included), and each value is the original
+// times the reported factor, to float32 precision.
 func TestClipProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		seed := rapid.Uint64().Draw(t, "seed")
@@ -71,7 +71,7 @@ func TestClipProperty(t *testing.T) {
 			}
 			return
 		}
-		if want := bound / norm; math.Abs(f-want) > 1e-8*want {
+		if want := bound / norm; math.Abs(f-want) > 2e-6*want {
 			t.Fatalf("factor %v, want %v", f, want)
 		}
 		for _, g := range orig.GroupNames() {
@@ -79,7 +79,7 @@ func TestClipProperty(t *testing.T) {
 				for i, v := range orig.Get(g, k).Data {
 					want := float64(v) * f
 					got := float64(u.Get(g, k).Data[i])
-					if math.Abs(got-want) > 2*math.Abs(want)*0x1p-23 || math.Abs(got) > math.Abs(want) {
+					if math.Abs(got-want) > 3*math.Abs(want)*0x1p-24 {
 						t.Fatalf("%s/%s[%d] = %v, want %v", g, k, i, got, want)
 					}
 				}

@@ -276,12 +276,15 @@ func stateOf(a *Accountant) accountantState {
 // round: the node must decide each round by a secret coin of that
 // probability and, when it sits out, still publish a noise-only update.
 // A node whose releases show when it took part charges each release it
-// makes with samplingRate 1. A
-// noised release that would exceed the budget is refused with
+// makes with samplingRate 1.
+//
+// A noised release that would exceed the budget is refused with
 // ErrBudgetExceeded before anything is charged; the ledger then stays
 // exhausted. Every accepted charge is persisted before Charge returns; if
 // persisting fails the charge is undone and the error returned, and the
-// release must not happen.
+// release must not happen. Each call is one release: a node that re-sends
+// the same noised bytes need not charge again, one that draws new noise
+// must.
 func (l *Ledger) Charge(tier Tier, round uint64, noiseMultiplier, samplingRate float64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -14,8 +14,8 @@ import (
 )
 
 // Screen runs over a round's collected updates before aggregation (Sybil
-// detection: defense's clustering in the product). It returns the updates
-// to keep; every one it drops is counted.
+// detection: defense's clustering in the product) when byzantine_detection
+// is on. It returns the updates to keep; every one it drops is counted.
 type Screen interface {
 	Screen(round uint64, scope gossip.Membership, in []Contribution) (kept []Contribution, err error)
 }
@@ -472,7 +472,7 @@ func (m *Machine) endCollect(rd *Ready) {
 		for _, src := range slices.Sorted(maps.Keys(s.updates)) {
 			contribs = append(contribs, Contribution{Source: src, Update: s.updates[src]})
 		}
-		if m.deps.Screen != nil && len(contribs) > 0 {
+		if m.deps.Screen != nil && m.cfg.ByzantineDetection && len(contribs) > 0 {
 			kept, err := m.deps.Screen.Screen(m.round, sc, contribs)
 			if err != nil {
 				m.skip(rd, sc, SkipAggregateError, "sybil screen: "+err.Error())

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/dafnet/daf/adapter"
+	"github.com/dafnet/daf/aggregate"
+	"github.com/dafnet/daf/config"
+	"github.com/dafnet/daf/defense"
 	"github.com/dafnet/daf/gossip"
 	"github.com/dafnet/daf/round"
 )
@@ -26,9 +29,11 @@ type ClusterConfig struct {
 	Latency   time.Duration
 	Bandwidth float64
 	TrainTime time.Duration // default local training time
-	// MaxMagnitude is [federation.security] max_magnitude_multiplier for the
-	// simulated Byzantine filter.
-	MaxMagnitude float64
+	// Defense configures every node's Byzantine detector and the Sybil
+	// screen; Aggregate every node's DAF engine. Zero values take
+	// federation.toml's defaults.
+	Defense   defense.Config
+	Aggregate aggregate.EngineConfig
 }
 
 // Node is one simulated node: its round machine, identity, store and model.
@@ -36,7 +41,8 @@ type Node struct {
 	ID        gossip.PeerID
 	M         *round.Machine
 	Codec     *Codec
-	Filter    *NormFilter
+	Detector  *defense.Detector // kept across restarts, as the daemon keeps it in its store
+	Engine    *aggregate.Engine
 	Store     *Store
 	Model     []float32
 	Target    []float32
@@ -125,8 +131,13 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 	if cfg.Round.Genesis.IsZero() {
 		cfg.Round.Genesis = time.Unix(0, 0)
 	}
-	if cfg.MaxMagnitude == 0 {
-		cfg.MaxMagnitude = 10
+	if cfg.Defense == (defense.Config{}) {
+		cfg.Defense = defense.ConfigFromFederation(config.Default())
+		cfg.Defense.Enabled = cfg.Round.ByzantineDetection
+	}
+	if cfg.Aggregate.Groups == nil {
+		cfg.Aggregate = aggregate.EngineConfigFromConfig(config.Default())
+		cfg.Aggregate.MinNodes, cfg.Aggregate.MaxNodes = cfg.Round.MinNodes, cfg.Round.MaxNodes
 	}
 	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{}}
 	scopeKeys := map[gossip.Membership][]byte{}
@@ -142,7 +153,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		n := &Node{
 			ID:        id,
 			Codec:     &Codec{Self: id, Priv: priv, Keys: c.Keys, ScopeKeys: scopeKeys},
-			Filter:    &NormFilter{Multiplier: cfg.MaxMagnitude},
+			Detector:  defense.NewDetector(cfg.Defense, defense.NewMemoryStatsStore()),
 			Store:     NewStore(),
 			Model:     make([]float32, cfg.Params),
 			Target:    make([]float32, cfg.Params),
@@ -189,8 +200,17 @@ func (c *Cluster) Node(id gossip.PeerID) (*Node, error) {
 func (c *Cluster) boot(n *Node) error {
 	rc := c.Cfg.Round
 	rc.Self = n.ID
+	eng, err := aggregate.NewEngine(c.Cfg.Aggregate)
+	if err != nil {
+		return fmt.Errorf("sim: node %s: %w", n.ID, err)
+	}
+	n.Engine = eng
 	m, err := round.New(rc, round.Deps{
-		Codec: n.Codec, Filter: n.Filter, Rand: rand.New(rand.NewPCG(c.Cfg.Seed, uint64(n.gen)<<32|uint64(len(n.ID)))),
+		Codec: n.Codec, Filter: defense.GossipFilter{Detector: n.Detector, OnVerdict: func(src gossip.PeerID, r uint64, v defense.Verdict) {
+			if v.Outcome != defense.Accepted {
+				c.logf("r%d %s %s", r, n.ID, v)
+			}
+		}}, Screen: round.SybilScreen{Config: c.Cfg.Defense}, Rand: rand.New(rand.NewPCG(c.Cfg.Seed, uint64(n.gen)<<32|uint64(len(n.ID)))),
 		Selector: &gossip.AdaptiveSelector{Self: n.ID},
 	}, n.Store.State())
 	if err != nil {
@@ -294,12 +314,20 @@ func (c *Cluster) handle(n *Node, rd round.Ready) {
 		c.logf("r%d %s skipped %s at +%s: %s", s.Round, n.ID, s.Reason, c.sinceStart(n, s.Round), s.Detail)
 	}
 	for _, j := range rd.Aggregate {
-		agg, err := Aggregate(j.Contributions)
+		ups := make([]*adapter.Update, len(j.Contributions))
+		for i, ct := range j.Contributions {
+			ups[i] = ct.Update
+		}
+		var agg *adapter.Update
+		res, err := n.Engine.Aggregate(ups)
+		if err == nil {
+			agg = res.Update
+		}
 		c.push(&event{at: c.Now, kind: evAggregated, node: n.ID, gen: n.gen, round: j.Round, scope: j.Scope, upd: agg, err: err})
 	}
 	for _, r := range rd.Train {
 		u := TrainUpdate(n.Model, n.Target, n.Samples, n.Scale)
-		u.Meta.Round = r
+		u.Meta.Round, u.Meta.Node = r, string(n.ID)
 		c.push(&event{at: c.Now.Add(n.TrainTime), kind: evTrained, node: n.ID, gen: n.gen, round: r, upd: u})
 	}
 	c.scheduleTick(n)
@@ -361,7 +389,6 @@ func (c *Cluster) dispatch(e *event) {
 		rd, _ := n.M.DeltaReceived(c.Now, e.from, e.msg, nil)
 		c.handle(n, rd)
 	case evTrained:
-		n.Filter.Observe(e.upd.L2())
 		scope := c.Cfg.Round.Memberships[0]
 		rd, err := n.M.LocalUpdateReady(c.Now, e.round, round.LocalUpdate{Scope: scope, Update: e.upd})
 		if err != nil {

@@ -54,7 +54,7 @@ const codecMagic = "DAFsim1\x00"
 // Layout: magic(8) | hops(1) | len(body)(4) | body | sig(64), where body =
 // source, round(8), tier(1), scope, payload (strings and payload prefixed by
 // a 4-byte length). Payload: per tensor, group, key, rank, dims, float32s
-// (little-endian), then samples as float64.
+// (little-endian), then samples as float64 and the kind (delta | adapter).
 type Codec struct {
 	Self      gossip.PeerID
 	Priv      ed25519.PrivateKey
@@ -109,41 +109,69 @@ func (c *Codec) Pack(round uint64, scope gossip.Membership, hops int, u *adapter
 	return append(msg, ed25519.Sign(c.Priv, body)...), nil
 }
 
-// Unpack implements gossip.Codec.
-func (c *Codec) Unpack(msg []byte) (gossip.Envelope, error) {
+type parsed struct {
+	hops    int
+	body    []byte
+	sig     []byte
+	source  gossip.PeerID
+	round   uint64
+	scope   gossip.Membership
+	payload []byte
+}
+
+func parse(msg []byte) (parsed, error) {
 	if len(msg) > MaxMessage {
-		return gossip.Envelope{}, fmt.Errorf("%w: %d bytes, limit %d", gossip.ErrTooLarge, len(msg), MaxMessage)
+		return parsed{}, fmt.Errorf("%w: %d bytes, limit %d", gossip.ErrTooLarge, len(msg), MaxMessage)
 	}
 	head := len(codecMagic) + 5
 	if len(msg) < head+ed25519.SignatureSize || string(msg[:len(codecMagic)]) != codecMagic {
-		return gossip.Envelope{}, fmt.Errorf("%w: not a simulator envelope (%d bytes)", gossip.ErrMalformed, len(msg))
+		return parsed{}, fmt.Errorf("%w: not a simulator envelope (%d bytes)", gossip.ErrMalformed, len(msg))
 	}
-	hops := int(msg[len(codecMagic)])
+	p := parsed{hops: int(msg[len(codecMagic)])}
 	n := int(binary.LittleEndian.Uint32(msg[len(codecMagic)+1:]))
 	if n != len(msg)-head-ed25519.SignatureSize {
-		return gossip.Envelope{}, fmt.Errorf("%w: body length %d does not match message size %d", gossip.ErrMalformed, n, len(msg))
+		return parsed{}, fmt.Errorf("%w: body length %d does not match message size %d", gossip.ErrMalformed, n, len(msg))
 	}
-	body := msg[head : head+n]
-	sig := msg[head+n:]
-	r := reader{b: body}
-	source := gossip.PeerID(r.bytes())
-	round := r.u64()
+	p.body, p.sig = msg[head:head+n], msg[head+n:]
+	r := reader{b: p.body}
+	p.source = gossip.PeerID(r.bytes())
+	p.round = r.u64()
 	tier := privacy.Tier(r.byte())
-	scope := string(r.bytes())
-	payload := r.bytes()
+	p.scope = gossip.Membership{Tier: tier, Scope: string(r.bytes())}
+	p.payload = r.bytes()
 	if r.err != nil || len(r.b) != 0 {
-		return gossip.Envelope{}, fmt.Errorf("%w: envelope body", gossip.ErrMalformed)
+		return parsed{}, fmt.Errorf("%w: envelope body", gossip.ErrMalformed)
 	}
 	if tier < privacy.Private || tier > privacy.Public {
-		return gossip.Envelope{}, fmt.Errorf("%w: tier %d", gossip.ErrMalformed, tier)
+		return parsed{}, fmt.Errorf("%w: tier %d", gossip.ErrMalformed, tier)
 	}
-	pub, ok := c.Keys.get(source)
-	if !ok || !ed25519.Verify(pub, body, sig) {
-		return gossip.Envelope{}, fmt.Errorf("%w: claimed source %q", gossip.ErrSignature, source)
+	return p, nil
+}
+
+// Key implements gossip.Codec.
+func (c *Codec) Key(msg []byte) (gossip.ReleaseKey, error) {
+	p, err := parse(msg)
+	if err != nil {
+		return gossip.ReleaseKey{}, err
+	}
+	return gossip.ReleaseKey{Source: p.source, Round: p.round, Scope: p.scope, Signature: string(p.sig)}, nil
+}
+
+// Unpack implements gossip.Codec. The digest is a hash of the signature:
+// Ed25519 signatures are deterministic and, as Go verifies them, not
+// malleable, so once verified the signature names the signed body.
+func (c *Codec) Unpack(msg []byte) (gossip.Envelope, error) {
+	p, err := parse(msg)
+	if err != nil {
+		return gossip.Envelope{}, err
+	}
+	pub, ok := c.Keys.get(p.source)
+	if !ok || !ed25519.Verify(pub, p.body, p.sig) {
+		return gossip.Envelope{}, fmt.Errorf("%w: claimed source %q", gossip.ErrSignature, p.source)
 	}
 	return gossip.Envelope{
-		Source: source, Round: round, Scope: gossip.Membership{Tier: tier, Scope: scope},
-		HopsLeft: hops, Digest: sha256.Sum256(body), Payload: payload, Size: len(msg),
+		Source: p.source, Round: p.round, Scope: p.scope,
+		HopsLeft: p.hops, Digest: sha256.Sum256(p.sig), Payload: p.payload, Size: len(msg),
 	}, nil
 }
 
@@ -262,7 +290,8 @@ func encodeUpdate(u *adapter.Update) []byte {
 			}
 		}
 	}
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(u.Meta.Samples))
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(u.Meta.Samples))
+	return appendBytes(b, []byte(u.Meta.Kind))
 }
 
 func decodeUpdate(p []byte) (*adapter.Update, error) {
@@ -294,6 +323,10 @@ func decodeUpdate(p []byte) (*adapter.Update, error) {
 		u.Set(g, k, t)
 	}
 	u.Meta.Samples = math.Float64frombits(r.u64())
+	u.Meta.Kind = adapter.Kind(r.bytes())
+	if u.Meta.Kind != adapter.KindDelta && u.Meta.Kind != adapter.KindAdapter {
+		r.fail()
+	}
 	if r.err != nil || len(r.b) != 0 {
 		return nil, fmt.Errorf("%w: update payload", gossip.ErrMalformed)
 	}

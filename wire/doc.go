@@ -22,12 +22,15 @@
 // # How it is driven
 //
 // A sender builds an Envelope (payload already compressed and, for Group and
-// Tenant, sealed with the scope key), calls Sign, and writes it with
-// WriteEnvelope on a /daf/delta/1 stream. A receiver calls ReadEnvelope
+// Tenant, sealed with the scope key over SealAD), calls Sign, and writes it
+// with WriteEnvelope on a /daf/delta/1 stream. A receiver calls ReadEnvelope
 // (limits checked before allocation), Verify (signature, before any
 // decryption or decoding of the payload), then ReplayGuard.Check with its
-// current round, then opens and decodes the payload. A relay increments Hops
-// and forwards the envelope unchanged otherwise, without re-signing.
+// current round, then opens and decodes the payload, and answers with a
+// Reply whose Status (StatusOf maps this package's errors) is also the
+// metric label. A relay increments Hops and forwards the envelope unchanged
+// otherwise, without re-signing. /daf/keys/1 carries KeysMessage and
+// /daf/peers/1 a peer list, one message per stream, each answered by a Reply.
 //
 // Sign and Verify live here rather than in seal so that seal knows nothing
 // about envelopes: wire imports seal, never the other way round.

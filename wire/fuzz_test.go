@@ -60,9 +60,9 @@ func FuzzControlMessages(f *testing.F) {
 	id := identity(f, 91)
 	rec, _ := seal.NewKeyRecord(id, 1).Marshal()
 	pl, _ := MarshalPeerList([]PeerEntry{{KeyRecord: rec, Addrs: [][]byte{{1, 2}}, Memberships: []Membership{{1, "g"}}}})
-	gl, _ := MarshalGrantList([][]byte{{1, 2, 3}})
-	kr, _ := (&KeysRequest{Kind: KeysGetGrants, Tier: 2, Scope: "acme", MinEpoch: 1}).Marshal()
-	for _, s := range [][]byte{pl, gl, kr, {1}, {0, 0}, {0, 2, 'o', 'k'}} {
+	kw, _ := (&KeysMessage{Kind: KeysWantGrants, Tier: 2, Scope: "acme", MinEpoch: 1}).Marshal()
+	kr, _ := (&KeysMessage{Kind: KeysRecord, Record: rec}).Marshal()
+	for _, s := range [][]byte{pl, kw, kr, {3, 1}, {0, 0, 0}, {1, 0, 2, 'o', 'k'}} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -72,22 +72,23 @@ func FuzzControlMessages(f *testing.F) {
 				t.Fatalf("peer list does not round-trip: %v", err)
 			}
 		}
-		if grants, err := UnmarshalGrantList(b); err == nil {
-			again, err := MarshalGrantList(grants)
-			if err != nil || !bytes.Equal(again, b) {
-				t.Fatalf("grant list does not round-trip: %v", err)
-			}
-		}
-		if q, err := UnmarshalKeysRequest(b); err == nil {
+		if q, err := UnmarshalKeysMessage(b); err == nil {
 			again, err := q.Marshal()
 			if err != nil || !bytes.Equal(again, b) {
-				t.Fatalf("keys request does not round-trip: %v", err)
+				t.Fatalf("keys message does not round-trip: %v", err)
 			}
 		}
-		if r, err := UnmarshalReply(b); err == nil && r.Status >= statusCount {
-			t.Fatalf("reply with unknown status %d accepted", r.Status)
+		if r, err := UnmarshalReply(b); err == nil {
+			if r.Status >= statusCount {
+				t.Fatalf("reply with unknown status %d accepted", r.Status)
+			}
+			if r.Status == StatusAccepted && !bytes.Equal(r.Marshal(), b) {
+				t.Fatal("accept reply does not round-trip")
+			}
 		}
-		_, _ = UnmarshalPeersRequest(b)
+		if r, err := ReadReply(bytes.NewReader(b)); err == nil && len(r.Reason) > MaxReasonLen {
+			t.Fatalf("reply reason of %d bytes", len(r.Reason))
+		}
 		_, _ = ReadFrame(bytes.NewReader(b), fuzzLimits.MaxControlFrame)
 	})
 }

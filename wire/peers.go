@@ -34,21 +34,9 @@ type PeerEntry struct {
 	SeenSecsAgo uint32
 }
 
-// PeersRequest asks for at most Max entries.
-type PeersRequest struct{ Max uint16 }
-
-// Marshal encodes the request (2 bytes).
-func (q PeersRequest) Marshal() []byte { return binary.BigEndian.AppendUint16(nil, q.Max) }
-
-// UnmarshalPeersRequest decodes a request; Max is capped at MaxPeersPerList.
-func UnmarshalPeersRequest(b []byte) (PeersRequest, error) {
-	if len(b) != 2 {
-		return PeersRequest{}, fmt.Errorf("%w: peers request of %d bytes, want 2", ErrMalformed, len(b))
-	}
-	return PeersRequest{Max: min(binary.BigEndian.Uint16(b), MaxPeersPerList)}, nil
-}
-
-// MarshalPeerList encodes an answer.
+// MarshalPeerList encodes a /daf/peers/1 message: the sender's view of the
+// network (itself first, then peers it heard from recently, most recent
+// first), pushed to a peer; the receiver answers with a Reply.
 func MarshalPeerList(peers []PeerEntry) ([]byte, error) {
 	if len(peers) > MaxPeersPerList {
 		return nil, fmt.Errorf("%w: %d peers, at most %d", ErrTooLarge, len(peers), MaxPeersPerList)
@@ -83,7 +71,7 @@ func MarshalPeerList(peers []PeerEntry) ([]byte, error) {
 	return b, nil
 }
 
-// UnmarshalPeerList decodes an answer. Key records are returned as bytes;
+// UnmarshalPeerList decodes a peer list. Key records are returned as bytes;
 // the caller verifies each with seal.UnmarshalKeyRecord before use.
 func UnmarshalPeerList(b []byte) ([]PeerEntry, error) {
 	c := &cursor{b: b}

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // Status is a receiver's answer to one message, so that a sender learns
 // when and why a peer refused. Its String is the result label of
 // daf_updates_received_total.
+// Accepted is 0; every other status is a refusal.
 type Status uint8
 
 const (
@@ -26,13 +28,16 @@ const (
 	StatusRejectedFederation // another federation id
 	StatusRejectedHops       // hop count beyond max_hops
 	StatusBusy               // receive queue full; try later or another peer
+	// StatusRefused: refused for a reason outside this list (the reason
+	// text says which), e.g. by a peer that reports only accept/refuse.
+	StatusRefused
 	statusCount
 )
 
 var statusNames = [...]string{
 	"accepted", "duplicate", "rejected_size", "rejected_malformed", "rejected_version",
 	"rejected_signature", "rejected_replay", "rejected_tier", "rejected_byzantine",
-	"rejected_federation", "rejected_hops", "busy",
+	"rejected_federation", "rejected_hops", "busy", "refused",
 }
 
 func (s Status) String() string {
@@ -68,42 +73,88 @@ func StatusOf(err error) Status {
 	}
 }
 
-// Reply is the frame a receiver sends back on /daf/delta/1 (and for a pushed
-// key grant on /daf/keys/1): a status and a one-line reason for logs.
+// Reply is what a receiver answers on every DAF stream: accepted, or
+// refused with a one-line reason. On the wire it is
+//
+//	verdict u8 (0 accepted, 1 refused) ‖ u16 reason length ‖ reason
+//
+// (not length-framed; an accept has an empty reason). A refusal's reason
+// starts with the status label and a colon, e.g. "rejected_signature: …",
+// so a sender can count refusals by status without a second code space.
 type Reply struct {
 	Status Status
 	Reason string
 }
 
-// MaxReasonLen bounds Reply.Reason; longer reasons are cut when written.
-const MaxReasonLen = 255
+// MaxReasonLen bounds a refusal reason in bytes; longer reasons are cut.
+const MaxReasonLen = 1024
 
-// WriteReply writes r as one frame: status byte, reason length byte, reason.
-func WriteReply(w io.Writer, r Reply) error {
-	reason := r.Reason
+const (
+	verdictAccepted = 0
+	verdictRefused  = 1
+)
+
+// Marshal encodes the reply.
+func (r Reply) Marshal() []byte {
+	if r.Status == StatusAccepted {
+		return []byte{verdictAccepted, 0, 0}
+	}
+	reason := r.Status.String()
+	if r.Reason != "" {
+		reason += ": " + r.Reason
+	}
 	if len(reason) > MaxReasonLen {
 		reason = reason[:MaxReasonLen]
 	}
-	b := append([]byte{byte(r.Status), byte(len(reason))}, reason...)
-	return WriteFrame(w, b)
+	b := []byte{verdictRefused, byte(len(reason) >> 8), byte(len(reason))}
+	return append(b, reason...)
 }
 
-// ReadReply reads a reply frame.
+// WriteReply writes r.
+func WriteReply(w io.Writer, r Reply) error {
+	_, err := w.Write(r.Marshal())
+	return err
+}
+
+// ReadReply reads a reply. A refusal whose reason does not start with a
+// known status label is StatusRefused with the whole reason.
 func ReadReply(r io.Reader) (Reply, error) {
-	b, err := ReadFrame(r, 2+MaxReasonLen)
-	if err != nil {
-		return Reply{}, err
+	var hdr [3]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return Reply{}, fmt.Errorf("%w: reading reply: %w", ErrMalformed, err)
 	}
-	return UnmarshalReply(b)
+	n := int(hdr[1])<<8 | int(hdr[2])
+	if n > MaxReasonLen {
+		return Reply{}, fmt.Errorf("%w: reply reason of %d bytes, limit %d", ErrMalformed, n, MaxReasonLen)
+	}
+	buf := make([]byte, 3+n)
+	copy(buf, hdr[:])
+	if _, err := io.ReadFull(r, buf[3:]); err != nil {
+		return Reply{}, fmt.Errorf("%w: reply reason cut short: %w", ErrMalformed, err)
+	}
+	return UnmarshalReply(buf)
 }
 
-// UnmarshalReply decodes a reply frame's body.
+// UnmarshalReply decodes a complete reply.
 func UnmarshalReply(b []byte) (Reply, error) {
-	if len(b) < 2 || len(b) != 2+int(b[1]) {
+	if len(b) < 3 || len(b) != 3+(int(b[1])<<8|int(b[2])) || len(b)-3 > MaxReasonLen {
 		return Reply{}, fmt.Errorf("%w: reply of %d bytes", ErrMalformed, len(b))
 	}
-	if Status(b[0]) >= statusCount {
-		return Reply{}, fmt.Errorf("%w: unknown reply status %d", ErrMalformed, b[0])
+	reason := string(b[3:])
+	switch b[0] {
+	case verdictAccepted:
+		if reason != "" {
+			return Reply{}, fmt.Errorf("%w: accepted reply with a %d-byte reason", ErrMalformed, len(reason))
+		}
+		return Reply{Status: StatusAccepted}, nil
+	case verdictRefused:
+		label, detail, _ := strings.Cut(reason, ": ")
+		for s := StatusAccepted + 1; s < statusCount; s++ {
+			if s.String() == label {
+				return Reply{Status: s, Reason: detail}, nil
+			}
+		}
+		return Reply{Status: StatusRefused, Reason: reason}, nil
 	}
-	return Reply{Status: Status(b[0]), Reason: string(b[2:])}, nil
+	return Reply{}, fmt.Errorf("%w: unknown verdict byte %d", ErrMalformed, b[0])
 }

@@ -51,9 +51,10 @@ files or directories instead.`,
 				return badInput(err)
 			}
 			corpus := dlm.Interleave(shards)
+			stdout, stderr := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			var bar *progressbar.ProgressBar
 			if !quiet && !asJSON {
-				bar = progressbar.NewOptions(cfg.Steps, progressbar.OptionSetWriter(os.Stderr),
+				bar = progressbar.NewOptions(cfg.Steps, progressbar.OptionSetWriter(stderr),
 					progressbar.OptionSetDescription("pretraining"), progressbar.OptionShowCount(),
 					progressbar.OptionThrottle(200*time.Millisecond))
 			}
@@ -71,14 +72,14 @@ files or directories instead.`,
 			})
 			if bar != nil {
 				_ = bar.Finish()
-				fmt.Fprintln(os.Stderr)
+				fmt.Fprintln(stderr)
 			}
 			if err != nil {
 				return badInputIfConfig(err)
 			}
 			elapsed := time.Since(start)
 			if err := base.Save(out); err != nil {
-				return err
+				return badInputf("--out %s: %v", out, err)
 			}
 			ev, err := dlm.Evaluate(base, nil, dlm.GlobalHeldout(shards), evalSize, 1)
 			if err != nil {
@@ -95,12 +96,12 @@ files or directories instead.`,
 				"perplexity_bound": ev.PerplexityBound,
 			}
 			if asJSON {
-				return json.NewEncoder(os.Stdout).Encode(report)
+				return json.NewEncoder(stdout).Encode(report)
 			}
-			fmt.Printf("wrote %s (%d bytes, %d parameters) after %d steps in %.0fs\n", out, fi.Size(), base.NumParams(), cfg.Steps, elapsed.Seconds())
-			fmt.Printf("held-out loss (nats per masked byte): coarse %.3f  domain %.3f  fine %.3f  overall %.3f\n",
+			fmt.Fprintf(stdout, "wrote %s (%d bytes, %d parameters) after %d steps in %.0fs\n", out, fi.Size(), base.NumParams(), cfg.Steps, elapsed.Seconds())
+			fmt.Fprintf(stdout, "held-out loss (nats per masked byte): coarse %.3f  domain %.3f  fine %.3f  overall %.3f\n",
 				ev.Loss["coarse"], ev.Loss["domain"], ev.Loss["fine"], ev.Overall)
-			fmt.Printf("ELBO %.3f nats/byte, perplexity bound %.2f\n", ev.ELBO, ev.PerplexityBound)
+			fmt.Fprintf(stdout, "ELBO %.3f nats/byte, perplexity bound %.2f\n", ev.ELBO, ev.PerplexityBound)
 			return nil
 		},
 	}

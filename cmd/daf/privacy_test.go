@@ -153,3 +153,22 @@ func TestPrivacyBadInputExitsTwoNamingTheFlag(t *testing.T) {
 		}
 	}
 }
+
+// FuzzParseOrders: the order list never panics the parser, and a list it
+// accepts holds only valid orders.
+func FuzzParseOrders(f *testing.F) {
+	for _, s := range []string{"2", "1.25,1.5,2,64", " 3 , 4 ", "1", "", ",", "NaN", "1e5", "2,x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		orders, err := parseOrders(s)
+		if err != nil {
+			return
+		}
+		for _, a := range orders {
+			if !(a > 1 && a <= 1e5) {
+				t.Fatalf("%q: accepted order %v", s, a)
+			}
+		}
+	})
+}

@@ -1,0 +1,263 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/dafnet/daf/adapter"
+	"github.com/dafnet/daf/aggregate"
+	"github.com/dafnet/daf/config"
+	"github.com/spf13/cobra"
+)
+
+// aggregateFlags are the flags of daf aggregate.
+type aggregateFlags struct {
+	strategy     string
+	configFile   string
+	trimFraction float64
+	krumF        int
+	temperature  float64
+	metric       string
+	task         string
+	loraMode     string
+	rank         int
+	base         string
+	out          string
+	asJSON       bool
+}
+
+// aggregateSummary is what --json prints.
+type aggregateSummary struct {
+	Output        string            `json:"output"`
+	Strategy      string            `json:"strategy"`
+	GroupStrategy map[string]string `json:"group_strategies"`
+	LoRAMode      string            `json:"lora_mode"`
+	Inputs        int               `json:"inputs"`
+	Nodes         []string          `json:"nodes"`
+	Contributors  map[string]int    `json:"contributors"`
+	Filtered      []string          `json:"filtered,omitempty"`
+	Dropped       []string          `json:"dropped,omitempty"`
+	Samples       float64           `json:"samples"`
+	Kind          string            `json:"kind"`
+	Rank          int               `json:"rank,omitempty"`
+	LoraAlpha     float64           `json:"lora_alpha,omitempty"`
+	SVDRelError   *float64          `json:"svd_rel_error,omitempty"`
+	Params        int               `json:"params"`
+	KrumF         *int              `json:"krum_f,omitempty"`
+	TrimFraction  float64           `json:"trim_fraction"`
+	FanInFanOut   bool              `json:"fan_in_fan_out,omitempty"`
+}
+
+func init() {
+	var f aggregateFlags
+	cmd := &cobra.Command{
+		Use:   "aggregate --strategy NAME -o OUT.safetensors IN.safetensors ...",
+		Short: "Aggregate update files offline with one strategy or the per-group DAF engine",
+		Long: `Read update files (or PEFT adapter directories), aggregate them, and write one
+safetensors update whose metadata records the strategy, the contributors and
+their count per group (and the rank and alpha of LoRA outputs).
+
+--strategy names one of: daf (the per-group strategies, min_nodes_for_aggregation
+and max_nodes_per_round of --config, or the seed's defaults), weighted_average,
+quality_weighted, trimmed_mean, learned_attention, median, krum, multi_krum,
+geometric_median, centered_clip. A named strategy aggregates whatever it is given.
+
+--lora-mode factor averages lora_A and lora_B separately (the seed's way);
+exact writes stacked factors whose product is exactly the aggregate of the
+products (rank up to the sum of the ranks); svd re-factorises that to --rank
+and reports the truncation error. Products need complete factors: adapter
+files (daf.kind=adapter), or deltas with --base.`,
+		Example: "  daf aggregate --strategy trimmed_mean --trim-fraction 0.2 -o agg.safetensors n1.safetensors n2.safetensors n3.safetensors\n" +
+			"  daf aggregate --strategy daf --config federation.toml -o agg.safetensors updates/*.safetensors --json\n" +
+			"  daf aggregate --strategy weighted_average --lora-mode svd --rank 8 -o merged.safetensors ./adapter1 ./adapter2",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runAggregate(cmd, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.strategy, "strategy", "", "aggregation strategy (daf or a strategy name; required)")
+	fl.StringVar(&f.configFile, "config", "", "federation.toml for daf's per-group strategies, node bounds and trim_fraction")
+	fl.Float64Var(&f.trimFraction, "trim-fraction", 0.1, "trimmed_mean: fraction cut from each side (default: the config's trim_fraction)")
+	fl.IntVar(&f.krumF, "krum-f", -1, "krum/multi_krum: assumed Byzantine count (-1: the largest f with n > 2f+2)")
+	fl.Float64Var(&f.temperature, "temperature", 1, "quality_weighted/learned_attention softmax temperature")
+	fl.StringVar(&f.metric, "metric", "perplexity_improvement", "quality_weighted metric: perplexity_improvement, task_accuracy or composite")
+	fl.StringVar(&f.task, "task", "", "task whose accuracy task_accuracy/composite use (default: the mean over reported tasks)")
+	fl.StringVar(&f.loraMode, "lora-mode", "factor", "LoRA mode: factor, exact or svd")
+	fl.IntVar(&f.rank, "rank", 0, "svd: target rank (default: the largest input rank)")
+	fl.StringVar(&f.base, "base", "", "base adapter added to delta inputs so that products can be formed")
+	fl.StringVarP(&f.out, "output", "o", "", "output update file (required)")
+	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object on stdout")
+	rootCmd.AddCommand(cmd)
+}
+
+func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
+	if f.strategy == "" {
+		return badInputf("--strategy is required (daf or one of %s)", strings.Join(aggregate.Strategies(), ", "))
+	}
+	if f.strategy != aggregate.EngineStrategy && !isStrategy(f.strategy) {
+		return badInputf("--strategy %q: want daf or one of %s", f.strategy, strings.Join(aggregate.Strategies(), ", "))
+	}
+	if f.out == "" {
+		return badInputf("-o/--output is required")
+	}
+	cfg := config.Default()
+	if f.configFile != "" {
+		var err error
+		if cfg, err = config.Load(f.configFile); err != nil {
+			return badInput(fmt.Errorf("--config %s: %w", f.configFile, err))
+		}
+	}
+	opts := aggregate.Options{Temperature: f.temperature, Task: f.task, Rank: f.rank, TrimFraction: cfg.Federation.DAF.TrimFraction}
+	if cmd.Flags().Changed("trim-fraction") {
+		opts.TrimFraction = f.trimFraction
+	}
+	var err error
+	if opts.Metric, err = aggregate.ParseQualityMetric(f.metric); err != nil {
+		return badInput(fmt.Errorf("--metric: %w", err))
+	}
+	if opts.LoRAMode, err = aggregate.ParseLoRAMode(f.loraMode); err != nil {
+		return badInput(fmt.Errorf("--lora-mode: %w", err))
+	}
+	if f.rank < 0 {
+		return badInputf("--rank %d: want a positive rank", f.rank)
+	}
+	if f.rank > 0 && opts.LoRAMode != aggregate.SVD {
+		return badInputf("--rank applies to --lora-mode svd only")
+	}
+	if f.krumF < -1 {
+		return badInputf("--krum-f %d: want a count ≥ 0, or -1 for the largest f the inputs allow", f.krumF)
+	}
+	if !(f.temperature > 0) {
+		return badInputf("--temperature %v: want a number > 0", f.temperature)
+	}
+
+	updates, err := readUpdates(inputs, f.base)
+	if err != nil {
+		return err
+	}
+	summary := aggregateSummary{Output: f.out, Strategy: f.strategy, LoRAMode: opts.LoRAMode.String(), Inputs: len(updates),
+		TrimFraction: opts.TrimFraction}
+	if strings.Contains(f.strategy, "krum") || f.strategy == aggregate.EngineStrategy {
+		opts.KrumF = f.krumF
+		if f.krumF < 0 {
+			opts.KrumF = max(0, (len(updates)-3)/2)
+		}
+		summary.KrumF = &opts.KrumF
+	}
+
+	var out *adapter.Update
+	var rep *aggregate.Report
+	if f.strategy == aggregate.EngineStrategy {
+		ecfg := aggregate.EngineConfigFromConfig(cfg)
+		ecfg.Options = mergeEngineOptions(ecfg.Options, opts, cmd)
+		eng, err := aggregate.NewEngine(ecfg)
+		if err != nil {
+			return badInput(err)
+		}
+		res, err := eng.Aggregate(updates)
+		if err != nil {
+			return badInput(err)
+		}
+		out, rep = res.Update, res.Report
+		summary.Filtered, summary.Dropped = res.Filtered, res.Dropped
+	} else {
+		if out, rep, err = aggregate.AggregateReport(f.strategy, updates, opts); err != nil {
+			return badInput(err)
+		}
+	}
+	if err := adapter.WriteFile(f.out, out); err != nil {
+		return fmt.Errorf("writing %s: %w", f.out, err)
+	}
+	if !f.asJSON {
+		return printAggregate(cmd.OutOrStdout(), out, rep)
+	}
+	summary.GroupStrategy = rep.Strategies
+	summary.Contributors = rep.Contributors
+	if err := json.Unmarshal([]byte(out.Meta.Extra[aggregate.MetaContributors]), &summary.Nodes); err != nil {
+		return fmt.Errorf("contributors of %s: %w", f.out, err)
+	}
+	summary.Samples, summary.Kind, summary.Params = out.Meta.Samples, string(out.Meta.Kind), out.NumParams()
+	summary.Rank, summary.LoraAlpha, summary.FanInFanOut = out.Meta.Rank, out.Meta.LoraAlpha, out.Meta.FanInFanOut
+	if opts.LoRAMode != aggregate.Factor {
+		e := rep.SVDRelError
+		summary.SVDRelError = &e
+	}
+	return json.NewEncoder(cmd.OutOrStdout()).Encode(summary)
+}
+
+// mergeEngineOptions keeps the config's values for what the command line
+// did not set.
+func mergeEngineOptions(fromConfig, flags aggregate.Options, cmd *cobra.Command) aggregate.Options {
+	o := flags
+	if !cmd.Flags().Changed("trim-fraction") {
+		o.TrimFraction = fromConfig.TrimFraction
+	}
+	return o
+}
+
+func isStrategy(name string) bool {
+	for _, s := range aggregate.Strategies() {
+		if s == name {
+			return true
+		}
+	}
+	return false
+}
+
+// readUpdates reads every input, adding the base to deltas when given.
+func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
+	var base *adapter.Update
+	if basePath != "" {
+		var err error
+		if base, err = adapter.ReadFile(basePath); err != nil {
+			return nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
+		}
+	}
+	updates := make([]*adapter.Update, 0, len(inputs))
+	for _, in := range inputs {
+		u, err := adapter.ReadFile(in)
+		if err != nil {
+			return nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
+		}
+		if base != nil && u.Meta.Kind == adapter.KindDelta {
+			if u, err = aggregate.WithBase(u, base); err != nil {
+				return nil, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
+			}
+		}
+		updates = append(updates, u)
+	}
+	return updates, nil
+}
+
+// stripPath avoids "f.safetensors: f.safetensors: ..." when the reader
+// already names the file.
+func stripPath(err error, path string) error {
+	msg := err.Error()
+	if strings.HasPrefix(msg, path+": ") {
+		return errors.New(strings.TrimPrefix(msg, path+": "))
+	}
+	return err
+}
+
+func printAggregate(w io.Writer, out *adapter.Update, rep *aggregate.Report) error {
+	groups := make([]string, 0, len(rep.Contributors))
+	for g := range rep.Contributors {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	fmt.Fprintf(w, "strategy %s, lora mode %s, contributors %s\n", out.Meta.Extra[aggregate.MetaStrategy],
+		out.Meta.Extra[aggregate.MetaLoRAMode], out.Meta.Extra[aggregate.MetaContributors])
+	for _, g := range groups {
+		fmt.Fprintf(w, "  group %s: %s over %d updates\n", g, rep.Strategies[g], rep.Contributors[g])
+	}
+	if out.Meta.Extra[aggregate.MetaLoRAMode] != aggregate.Factor.String() {
+		fmt.Fprintf(w, "  LoRA output rank %d, alpha %g, relative truncation error %.3g\n", out.Meta.Rank, out.Meta.LoraAlpha, rep.SVDRelError)
+	}
+	_, err := fmt.Fprintf(w, "wrote %d parameters, %g samples\n", out.NumParams(), out.Meta.Samples)
+	return err
+}
