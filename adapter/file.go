@@ -143,7 +143,7 @@ func checkFactorPairs(u *Update, file string, isDAF bool) error {
 				r = t.Shape[1]
 			}
 			if prev, seen := ranks[module]; seen && prev != r {
-				return corrupt(file, tensorPart(diskName), "rank %d does not match the other factor of module %s (rank %d)", r, module, prev)
+				return corrupt(file, tensorPart(diskName), "rank %d does not match the other factor of module %s (rank %d)", r, printable(module), prev)
 			}
 			ranks[module] = r
 		}
@@ -163,11 +163,27 @@ func ReadFile(path string) (*Update, error) {
 		u, _, err := ReadPEFT(path)
 		return u, err
 	}
-	data, err := os.ReadFile(path)
+	data, err := readRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	return Unmarshal(data, path)
+}
+
+// readRegular reads a regular file (following symlinks). A device such as
+// /dev/zero would never end and a FIFO would block, so neither is opened.
+func readRegular(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsDir() {
+		return nil, fmt.Errorf("%s: is a directory", path)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return os.ReadFile(path)
 }
 
 // WriteFile writes an update file atomically: a crash leaves either the old

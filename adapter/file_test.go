@@ -235,6 +235,14 @@ func TestMarshalRefusesWhatReadersRefuse(t *testing.T) {
 		"bad samples":    func(u *Update) { u.Meta.Samples = math.Inf(1) },
 		"bad groups":     func(u *Update) { u.Meta.Groups = []GroupRange{{"a", 5, 5}} },
 		"bad quality":    func(u *Update) { u.Meta.Quality = map[string]GroupQuality{"fine": {PPLAfter: math.NaN()}} },
+		"overlapping groups": func(u *Update) {
+			u.Meta.Groups = []GroupRange{{"coarse", 600, 1000}, {"domain", 300, 700}, {"fine", 0, 300}}
+		},
+		"too many dims":   func(u *Update) { u.Set("fine", "x", NewTensor(make([]int, MaxDims+1)...)) },
+		"non-UTF-8 key":   func(u *Update) { u.Set("fine", "x\xff", NewTensor(1)) },
+		"non-UTF-8 group": func(u *Update) { u.Set("f\xffine", "x", NewTensor(1)) },
+		"non-UTF-8 node":  func(u *Update) { u.Meta.Node = "n\xff" },
+		"non-UTF-8 extra": func(u *Update) { u.Meta.Extra = map[string]string{"note": "\xff"} },
 	}
 	for name, mutate := range cases {
 		u := sampleUpdate()

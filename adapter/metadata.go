@@ -82,6 +82,23 @@ func ParseGroups(s string) ([]GroupRange, error) {
 		seen[name] = true
 		out = append(out, GroupRange{Name: name, Start: start, End: end})
 	}
+	// Each t must select one bank: sorted by start, a range that begins
+	// before the furthest end so far overlaps the range that reached it.
+	order := make([]int, len(out))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(i, j int) bool { return out[order[i]].Start < out[order[j]].Start })
+	reach := order[0]
+	for _, i := range order[1:] {
+		if g, r := out[i], out[reach]; g.Start < r.End {
+			first, second := out[min(i, reach)], out[max(i, reach)] // as written
+			return nil, fmt.Errorf("groups %q and %q overlap on t in [%d, %d)", first.Name, second.Name, g.Start, min(r.End, g.End))
+		}
+		if out[i].End > out[reach].End {
+			reach = i
+		}
+	}
 	return out, nil
 }
 
@@ -113,7 +130,7 @@ func checkMetadata(m Metadata) error {
 	}
 	for g, q := range m.Quality {
 		if err := checkQuality(q); err != nil {
-			return fmt.Errorf("%s group %s: %v", KeyQuality, g, err)
+			return fmt.Errorf("%s group %s: %v", KeyQuality, printable(g), err)
 		}
 	}
 	return nil
@@ -122,7 +139,7 @@ func checkMetadata(m Metadata) error {
 func checkQuality(q GroupQuality) error {
 	vals := map[string]float64{"ppl_before": q.PPLBefore, "ppl_after": q.PPLAfter}
 	for task, a := range q.TaskAccuracy {
-		vals["task_accuracy."+task] = a
+		vals[printable("task_accuracy."+task)] = a
 	}
 	for k, v := range vals {
 		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
@@ -255,7 +272,7 @@ func decodeMetadata(raw map[string]string, file string) (Metadata, error) {
 			}
 			for g, gq := range q {
 				if err := checkQuality(gq); err != nil {
-					return m, bad(k, "group %s: %v", g, err)
+					return m, bad(k, "group %s: %v", printable(g), err)
 				}
 			}
 			m.Quality = q

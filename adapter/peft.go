@@ -48,6 +48,13 @@ var peftTypedFields = map[string]bool{
 // parsePEFTConfig reads adapter_config.json, refusing non-LoRA adapters
 // and values DAF cannot use.
 func parsePEFTConfig(data []byte, file string) (*PEFTConfig, error) {
+	if !json.Valid(data) {
+		var probe any
+		return nil, corrupt(file, "config", "invalid JSON: %v", json.Unmarshal(data, &probe))
+	}
+	if !isJSONObject(data) {
+		return nil, corrupt(file, "config", "not a JSON object")
+	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, corrupt(file, "config", "invalid JSON: %v", err)
@@ -96,12 +103,14 @@ func parsePEFTConfig(data []byte, file string) (*PEFTConfig, error) {
 	if _, ok := raw["r"]; ok && c.R < 1 {
 		return nil, corrupt(file, "config r", "%d: want >= 1", c.R)
 	}
-	if math.IsInf(c.LoraAlpha, 0) || c.LoraAlpha < 0 {
+	// PEFT scales by lora_alpha/r, so 0 switches the adapter off; in our
+	// metadata 0 means "alpha = r", so a stated 0 cannot be carried over.
+	if v, ok := raw["lora_alpha"]; ok && string(v) != "null" && !(c.LoraAlpha > 0 && !math.IsInf(c.LoraAlpha, 0)) {
 		return nil, corrupt(file, "config lora_alpha", "%v: want a finite number > 0", c.LoraAlpha)
 	}
 	for m, r := range c.RankPattern {
 		if r < 1 {
-			return nil, corrupt(file, "config rank_pattern", "module %s: rank %d, want >= 1", m, r)
+			return nil, corrupt(file, "config rank_pattern", "module %s: rank %d, want >= 1", printable(m), r)
 		}
 	}
 	return c, nil
@@ -134,7 +143,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 		configPath = filepath.Join(filepath.Dir(path), PEFTConfigFile)
 		node = filepath.Base(filepath.Dir(filepath.Clean(path)))
 	}
-	data, err := os.ReadFile(modelPath)
+	data, err := readRegular(modelPath)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -147,7 +156,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	}
 	var cfg *PEFTConfig
 	if configPath != "" {
-		cdata, err := os.ReadFile(configPath)
+		cdata, err := readRegular(configPath)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
@@ -221,6 +230,11 @@ func ExportPEFT(u *Update, group string, dir string, cfg PEFTConfig) error {
 	}
 	config, err := encodePEFTConfig(cfg)
 	if err != nil {
+		return fmt.Errorf("export %s: %w", dir, err)
+	}
+	// Hold the config to what ReadPEFT accepts, so an export always reads
+	// back (a negative lora_alpha or rank would be written otherwise).
+	if _, err := parsePEFTConfig(config, PEFTConfigFile); err != nil {
 		return fmt.Errorf("export %s: %w", dir, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

@@ -10,11 +10,23 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxHeaderBytes bounds the JSON header of a safetensors file (the
 // safetensors library uses the same 100 MiB limit).
 const MaxHeaderBytes = 100 << 20
+
+// MaxTensors bounds the entries of one file. Each entry costs far more
+// memory decoded than its ~50 bytes of JSON, so without a bound a header
+// of tiny tensors makes the reader use many times the file's size. The
+// largest PEFT adapters (every expert of a mixture-of-experts model) hold
+// about 10⁵ tensors.
+const MaxTensors = 1 << 18
+
+// MaxDims bounds a tensor's rank (numpy's limit), so that a shape of
+// millions of dimensions is refused before it is decoded.
+const MaxDims = 64
 
 // metadataKey is the reserved header entry holding string metadata.
 const metadataKey = "__metadata__"
@@ -63,6 +75,11 @@ func parseSafetensors(data []byte, file string) (*safetensorsFile, error) {
 	}
 	header := data[8 : 8+n]
 	section := data[8+n:]
+	// Go's JSON decoder would replace a bad byte with U+FFFD and so
+	// silently rename a tensor; the safetensors library refuses it too.
+	if !utf8.Valid(header) {
+		return nil, corrupt(file, "header", "not valid UTF-8")
+	}
 
 	entries, err := splitHeader(header)
 	if err != nil {
@@ -119,6 +136,9 @@ func splitHeader(header []byte) ([]headerEntry, error) {
 		if seen[name] {
 			return nil, fmt.Errorf("tensor %q appears twice", name)
 		}
+		if name != metadataKey && len(seen)-btoi(seen[metadataKey]) >= MaxTensors {
+			return nil, fmt.Errorf("more than %d tensors", MaxTensors)
+		}
 		seen[name] = true
 		var raw json.RawMessage
 		if err := dec.Decode(&raw); err != nil {
@@ -135,22 +155,71 @@ func splitHeader(header []byte) ([]headerEntry, error) {
 	return entries, nil
 }
 
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isJSONObject reports whether a valid JSON value is an object.
+func isJSONObject(v []byte) bool {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	return len(v) > 0 && v[0] == '{'
+}
+
+// snippet quotes at most 40 bytes of a JSON value for an error message,
+// on one line: whitespace between JSON tokens may include newlines.
+func snippet(v []byte) string {
+	cut := ""
+	if len(v) > 40 {
+		v, cut = v[:40], "…"
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' || r == '\t' {
+			return ' '
+		}
+		return r
+	}, string(v)) + cut
+}
+
 // parseEntry checks one tensor entry against the data section's length.
+// Each field is decoded on its own so that an error says which field is
+// wrong in the file's terms, not in Go's.
 func parseEntry(name string, raw json.RawMessage, sectionLen int64) (storedTensor, error) {
 	t := storedTensor{Name: name}
 	if name == "" {
 		return t, errors.New("empty tensor name")
 	}
-	var e struct {
-		Dtype       *string  `json:"dtype"`
-		Shape       *[]int64 `json:"shape"`
-		DataOffsets *[]int64 `json:"data_offsets"`
+	if !isJSONObject(raw) {
+		return t, fmt.Errorf("entry is not a JSON object: %s", snippet(raw))
 	}
-	if err := json.Unmarshal(raw, &e); err != nil {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
 		return t, fmt.Errorf("bad entry: %v", err)
 	}
-	if e.Dtype == nil || e.Shape == nil || e.DataOffsets == nil {
+	present := func(k string) bool { v, ok := fields[k]; return ok && string(v) != "null" }
+	if !present("dtype") || !present("shape") || !present("data_offsets") {
 		return t, errors.New("entry needs dtype, shape and data_offsets")
+	}
+	var e struct {
+		Dtype       *string
+		Shape       *[]int64
+		DataOffsets *[]int64
+	}
+	if err := json.Unmarshal(fields["dtype"], &e.Dtype); err != nil {
+		return t, fmt.Errorf("dtype %s is not a string", snippet(fields["dtype"]))
+	}
+	// A shape of n dimensions has n-1 commas; counting them first keeps a
+	// shape of millions of dimensions from being decoded at all.
+	if bytes.Count(fields["shape"], []byte(",")) >= MaxDims {
+		return t, fmt.Errorf("shape has more than %d dimensions", MaxDims)
+	}
+	if err := json.Unmarshal(fields["shape"], &e.Shape); err != nil {
+		return t, fmt.Errorf("shape %s is not an array of integers below 2^63", snippet(fields["shape"]))
+	}
+	if err := json.Unmarshal(fields["data_offsets"], &e.DataOffsets); err != nil {
+		return t, fmt.Errorf("data_offsets %s is not an array of integers below 2^63", snippet(fields["data_offsets"]))
 	}
 	t.Dtype = *e.Dtype
 	size, ok := dtypeSize[t.Dtype]
@@ -239,7 +308,28 @@ type namedTensor struct {
 // encodeSafetensors writes F32 tensors in the given order with metadata.
 // The header is padded with spaces to a multiple of 8 bytes, as the
 // safetensors library does, so the data section stays aligned.
+//
+// It refuses what parseSafetensors refuses, so a written file always reads
+// back: more than MaxTensors tensors, more than MaxDims dimensions, and
+// names or metadata that are not valid UTF-8 (encoding/json would replace
+// the bad bytes and so rename them).
 func encodeSafetensors(ts []namedTensor, meta map[string]string) ([]byte, error) {
+	if len(ts) > MaxTensors {
+		return nil, fmt.Errorf("%d tensors, more than the %d a file may hold", len(ts), MaxTensors)
+	}
+	for k, v := range meta {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return nil, fmt.Errorf("metadata %q = %q is not valid UTF-8", k, v)
+		}
+	}
+	for _, t := range ts {
+		if !utf8.ValidString(t.Name) {
+			return nil, fmt.Errorf("tensor name %q is not valid UTF-8", t.Name)
+		}
+		if len(t.Tensor.Shape) > MaxDims {
+			return nil, fmt.Errorf("tensor %q has %d dimensions, more than %d", t.Name, len(t.Tensor.Shape), MaxDims)
+		}
+	}
 	header := make(map[string]any, len(ts)+1)
 	if len(meta) > 0 {
 		header[metadataKey] = meta

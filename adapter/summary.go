@@ -75,7 +75,7 @@ func Summarize(path string) (*Summary, error) {
 			return nil, err
 		}
 	}
-	data, err := os.ReadFile(file)
+	data, err := readRegular(file)
 	if err != nil {
 		return nil, err
 	}

@@ -232,7 +232,7 @@ func (u *Update) CheckFinite() error {
 		for _, k := range u.Keys(g) {
 			for i, v := range u.Groups[g][k].Data {
 				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					return fmt.Errorf("%w: %s/%s[%d] = %v", ErrNonFinite, g, k, i, v)
+					return fmt.Errorf("%w: %s[%d] = %v", ErrNonFinite, printable(g+"/"+k), i, v)
 				}
 			}
 		}

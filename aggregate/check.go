@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"sort"
+	"sync"
 
 	"github.com/dafnet/daf/adapter"
 )
@@ -18,16 +19,13 @@ func nodeName(u *adapter.Update, i int) string {
 
 // checkUpdates rejects nil updates, non-finite values (naming the node) and
 // mixed kinds.
-func checkUpdates(updates []*adapter.Update) error {
+func checkUpdates(updates []*adapter.Update, workers int) error {
 	if len(updates) == 0 {
 		return ErrNoUpdates
 	}
 	for i, u := range updates {
 		if u == nil {
 			return fmt.Errorf("%w: update #%d is nil", ErrMismatch, i+1)
-		}
-		if err := u.CheckFinite(); err != nil {
-			return fmt.Errorf("node %q rejected: %w", nodeName(u, i), err)
 		}
 		if kindOf(u) != kindOf(updates[0]) {
 			return fmt.Errorf("%w: node %q is daf.kind=%s but node %q is daf.kind=%s", ErrMismatch,
@@ -42,7 +40,52 @@ func checkUpdates(updates []*adapter.Update) error {
 			}
 		}
 	}
+	if bad := firstNonFinite(updates, workers); bad >= 0 {
+		u := updates[bad]
+		return fmt.Errorf("node %q rejected: %w", nodeName(u, bad), u.CheckFinite())
+	}
 	return nil
+}
+
+// firstNonFinite returns the index of the first update holding a NaN or an
+// infinity, or -1. It scans every tensor in parallel with one subtraction
+// per value (x − x is 0 for every finite x and NaN otherwise); the slow
+// per-value check that names the tensor runs only on the culprit.
+func firstNonFinite(updates []*adapter.Update, workers int) int {
+	var owners []int
+	var data [][]float32
+	for i, u := range updates {
+		for _, ts := range u.Groups {
+			for _, t := range ts {
+				owners = append(owners, i)
+				data = append(data, t.Data)
+			}
+		}
+	}
+	lengths := make([]int, len(data))
+	for k, d := range data {
+		lengths[k] = len(d)
+	}
+	spans := splitSpans(lengths)
+	bad := make([]bool, len(updates))
+	var mu sync.Mutex
+	runSpans(spans, effectiveWorkers(spans, workers), func(_ int, s span) {
+		var acc float32
+		for _, v := range data[s.t][s.lo:s.hi] {
+			acc += v - v
+		}
+		if acc != 0 { // NaN compares unequal to everything
+			mu.Lock()
+			bad[owners[s.t]] = true
+			mu.Unlock()
+		}
+	})
+	for i, b := range bad {
+		if b {
+			return i
+		}
+	}
+	return -1
 }
 
 func kindOf(u *adapter.Update) adapter.Kind {

@@ -49,7 +49,7 @@ func elementInputs(keys []string, ms []member, first *adapter.Update) [][][]floa
 // nil when the reference does not carry the group (then learned_attention
 // attends to the coordinate mean). A reference that carries the group must
 // match it key by key and shape by shape.
-func referenceInputs(ref *adapter.Update, group string, keys []string, first *adapter.Tensor, ms []member) ([][]float32, error) {
+func referenceInputs(ref *adapter.Update, group string, keys []string, ms []member) ([][]float32, error) {
 	if ref == nil || ref.Groups[group] == nil {
 		return nil, nil
 	}
@@ -94,7 +94,7 @@ func aggregateElementwise(spec strategySpec, group string, keys []string, ms []m
 	var ref [][]float32
 	if opts.Reference != nil {
 		var err error
-		if ref, err = referenceInputs(opts.Reference, group, keys, nil, ms); err != nil {
+		if ref, err = referenceInputs(opts.Reference, group, keys, ms); err != nil {
 			return nil, err
 		}
 	}

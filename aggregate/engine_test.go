@@ -3,6 +3,7 @@ package aggregate
 import (
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"testing"
 
@@ -165,5 +166,14 @@ func TestNewEngineRejectsBadConfig(t *testing.T) {
 		if _, err := NewEngine(cfg); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// federation.toml accepts exactly the strategies this package implements.
+func TestConfigNamesEveryStrategy(t *testing.T) {
+	names := append([]string(nil), config.StrategyNames...)
+	sort.Strings(names)
+	if fmt.Sprint(names) != fmt.Sprint(Strategies()) {
+		t.Fatalf("config strategies %v, aggregate strategies %v", names, Strategies())
 	}
 }

@@ -179,7 +179,7 @@ func aggregateProduct(spec strategySpec, group string, keys []string, ms []membe
 	plainXs := elementInputs(plain, ms, ms[0].u)
 	var plainRef [][]float32
 	if ref != nil {
-		if plainRef, err = referenceInputs(ref, group, plain, nil, ms); err != nil {
+		if plainRef, err = referenceInputs(ref, group, plain, ms); err != nil {
 			return nil, err
 		}
 	}

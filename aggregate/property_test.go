@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"testing"
@@ -80,7 +81,8 @@ func TestStrategiesMatchSlowVersions(t *testing.T) {
 // block boundary.
 func TestOrderKernelsMatchSorting(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
-		n := rapid.IntRange(1, 60).Draw(t, "n")
+		// Small n have their own kernels (3, 4, 5 and five with one cut).
+		n := rapid.OneOf(rapid.IntRange(1, 8), rapid.IntRange(1, 60)).Draw(t, "n")
 		length := rapid.IntRange(1, 2*clampBlock+3).Draw(t, "length")
 		median := rapid.Bool().Draw(t, "median")
 		k := 0
@@ -177,5 +179,25 @@ func TestDeterministicAcrossWorkers(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestFlatKernels(t *testing.T) {
+	xs := [][]float32{{1, -4}, {2, 8}, {30, 0}, {4, 1}, {5, 2}}
+	dst := make([]float32, 2)
+	if err := MedianInto(dst, xs, 2); err != nil || dst[0] != 4 || dst[1] != 1 {
+		t.Fatalf("median %v %v", dst, err)
+	}
+	if err := TrimmedMeanInto(dst, xs, 1, 2); err != nil || dst[0] != (2+4+5)/3.0 || dst[1] != 1 {
+		t.Fatalf("trimmed %v %v", dst, err)
+	}
+	if err := WeightedSumInto(dst, xs, []float32{0.5, 0.5, 0, 0, 0}, 1); err != nil || dst[0] != 1.5 || dst[1] != 2 {
+		t.Fatalf("weighted %v %v", dst, err)
+	}
+	if err := TrimmedMeanInto(dst, xs, 3, 1); !errors.Is(err, ErrTrimAll) {
+		t.Fatalf("trim 3 of 5: %v", err)
+	}
+	if err := MedianInto(dst, [][]float32{{1}}, 1); !errors.Is(err, ErrMismatch) {
+		t.Fatalf("short input: %v", err)
 	}
 }

@@ -72,6 +72,30 @@ func TestMedianOfFiveNetworkAllPermutations(t *testing.T) {
 	perm(vals, 0)
 }
 
+// The five-input sorting network sorts every 0-1 input (so, by the 0-1
+// principle, every input) and handles negative values and signed zeros.
+func TestTrimFiveNetwork(t *testing.T) {
+	for mask := 0; mask < 32; mask++ {
+		xs := make([][]float32, 5)
+		var ones int
+		for i := range xs {
+			v := float32(mask >> i & 1)
+			ones += int(v)
+			xs[i] = []float32{v, -v, v - 0.5}
+		}
+		dst := make([]float32, 3)
+		trimFiveKernel(dst, xs)
+		mid := float32(min(max(ones-1, 0), 3)) / 3 // ones among sorted positions 1..3
+		if want := []float32{mid, -mid, mid - 0.5}; math.Abs(float64(dst[0]-want[0])) > 1e-6 ||
+			math.Abs(float64(dst[1]-want[1])) > 1e-6 || math.Abs(float64(dst[2]-want[2])) > 1e-6 {
+			t.Fatalf("mask %05b: %v, want %v", mask, dst, want)
+		}
+	}
+	if k := sortKey(float32(math.Copysign(0, -1))); k >= sortKey(0) || fromKey(sortKey(-2.5)) != -2.5 || sortKey(-3) >= sortKey(-2) {
+		t.Fatal("sort keys out of order")
+	}
+}
+
 // A Byzantine value of 1e30 must not swallow the honest ones: the kept
 // values are summed directly, never as "total minus the extremes".
 func TestTrimmedMeanIgnoresHugeOutliers(t *testing.T) {

@@ -22,49 +22,110 @@ func quantParams(mn, mx float32, bits int) (lo, inv float64) {
 // quantizeInto writes each value's level into dst, packed LSB-first. Values
 // lie in [lo, lo+width], so x = (v−lo)·inv lies in [0, L] and truncation of
 // x+0.5 (or x+u, u uniform in [0,1)) is floor; the clamp only catches the
-// last-bit rounding of x at the top.
+// last-bit rounding of x at the top. Other widths than 8 and 16 bits go
+// through a block of levels: one tight loop computes them, another packs
+// them, so neither carries the other's branches.
 func quantizeInto(dst []byte, vals []float32, bits int, lo, inv float64, opt Options) {
 	top := uint32(1)<<bits - 1
 	if !opt.Stochastic && bits == 8 {
-		dst = dst[:len(vals)]
-		for i, v := range vals {
-			q := uint32((float64(v)-lo)*inv + 0.5)
-			dst[i] = byte(min(q, top))
-		}
+		quantize8(dst[:len(vals)], vals, lo, inv)
 		return
 	}
 	if !opt.Stochastic && bits == 16 {
-		dst = dst[:2*len(vals)]
-		for i, v := range vals {
-			q := uint32((float64(v)-lo)*inv + 0.5)
-			binary.LittleEndian.PutUint16(dst[2*i:], uint16(min(q, top)))
-		}
+		quantize16(dst[:2*len(vals)], vals, lo, inv)
 		return
 	}
-	var acc uint64
-	var have uint
-	o := 0
-	for _, v := range vals {
-		x := (float64(v) - lo) * inv
+	var levels [256]uint32
+	w := bitWriter{dst: dst, bits: uint(bits)}
+	for len(vals) > 0 {
+		block := vals[:min(len(vals), len(levels))]
+		vals = vals[len(block):]
+		q := levels[:len(block)]
 		if opt.Stochastic {
-			x += opt.Rand.Float64()
+			for i, v := range block {
+				q[i] = min(uint32((float64(v)-lo)*inv+opt.Rand.Float64()), top)
+			}
 		} else {
-			x += 0.5
+			for i, v := range block {
+				q[i] = nearest(v, lo, inv, top)
+			}
 		}
-		acc |= uint64(min(uint32(x), top)) << have
-		have += uint(bits)
+		w.put(q)
+	}
+	w.flush()
+}
+
+// bitWriter packs levels of bits bits LSB-first into dst, a 32-bit word at
+// a time.
+type bitWriter struct {
+	dst  []byte
+	o    int
+	acc  uint64
+	have uint
+	bits uint
+}
+
+func (w *bitWriter) put(levels []uint32) {
+	acc, have, o, bits := w.acc, w.have, w.o, w.bits
+	for _, q := range levels {
+		acc |= uint64(q) << have
+		have += bits
 		if have >= 32 {
-			binary.LittleEndian.PutUint32(dst[o:], uint32(acc))
+			binary.LittleEndian.PutUint32(w.dst[o:], uint32(acc))
 			o += 4
 			acc >>= 32
 			have -= 32
 		}
 	}
-	for have > 0 {
-		dst[o] = byte(acc)
-		o++
-		acc >>= 8
-		have -= min(have, 8)
+	w.acc, w.have, w.o = acc, have, o
+}
+
+// flush writes the last partial word's bytes; the pad bits above the last
+// level are zero.
+func (w *bitWriter) flush() {
+	for w.have > 0 {
+		w.dst[w.o] = byte(w.acc)
+		w.o++
+		w.acc >>= 8
+		w.have -= min(w.have, 8)
+	}
+}
+
+// nearest is the round-to-nearest level of v, clamped to top. The float64
+// arithmetic is that of the reference quantiser, so levels agree with it
+// except at exact ties.
+func nearest(v float32, lo, inv float64, top uint32) uint32 {
+	return min(uint32((float64(v)-lo)*inv+0.5), top)
+}
+
+// quantize8 and quantize16 are the common widths, four values per iteration
+// with the bounds checks hoisted out of the loop.
+func quantize8(dst []byte, vals []float32, lo, inv float64) {
+	dst = dst[:len(vals)]
+	i := 0
+	for ; i+4 <= len(vals); i += 4 {
+		v, d := vals[i:i+4:i+4], dst[i:i+4:i+4]
+		d[0] = byte(nearest(v[0], lo, inv, 255))
+		d[1] = byte(nearest(v[1], lo, inv, 255))
+		d[2] = byte(nearest(v[2], lo, inv, 255))
+		d[3] = byte(nearest(v[3], lo, inv, 255))
+	}
+	for ; i < len(vals); i++ {
+		dst[i] = byte(nearest(vals[i], lo, inv, 255))
+	}
+}
+
+func quantize16(dst []byte, vals []float32, lo, inv float64) {
+	dst = dst[:2*len(vals)]
+	i := 0
+	for ; i+4 <= len(vals); i += 4 {
+		v, d := vals[i:i+4:i+4], dst[2*i:2*i+8:2*i+8]
+		q01 := nearest(v[0], lo, inv, 0xffff) | nearest(v[1], lo, inv, 0xffff)<<16
+		q23 := nearest(v[2], lo, inv, 0xffff) | nearest(v[3], lo, inv, 0xffff)<<16
+		binary.LittleEndian.PutUint64(d, uint64(q01)|uint64(q23)<<32)
+	}
+	for ; i < len(vals); i++ {
+		binary.LittleEndian.PutUint16(dst[2*i:], uint16(nearest(vals[i], lo, inv, 0xffff)))
 	}
 }
 
@@ -85,16 +146,10 @@ func dequantizeInto(out []float32, src []byte, bits int, lo, scale float64) erro
 		}
 		switch bits {
 		case 8:
-			src = src[:n]
-			for i, q := range src {
-				out[i] = table[q]
-			}
+			dequantize8(out, src[:n], (*[256]float32)(table))
 			return nil
 		case 16:
-			src = src[:2*n]
-			for i := range out {
-				out[i] = table[binary.LittleEndian.Uint16(src[2*i:])]
-			}
+			dequantize16(out, src[:2*n], (*[1 << 16]float32)(table))
 			return nil
 		}
 		unpackTable(out, src, bits, table)
@@ -102,6 +157,32 @@ func dequantizeInto(out []float32, src []byte, bits int, lo, scale float64) erro
 	}
 	unpackFormula(out, src, bits, lo, scale)
 	return nil
+}
+
+// dequantize8 and dequantize16 look levels up four at a time; the table
+// is an array, so the lookups need no bounds checks.
+func dequantize8(out []float32, src []byte, table *[256]float32) {
+	src = src[:len(out)]
+	i := 0
+	for ; i+4 <= len(out); i += 4 {
+		s, o := src[i:i+4:i+4], out[i:i+4:i+4]
+		o[0], o[1], o[2], o[3] = table[s[0]], table[s[1]], table[s[2]], table[s[3]]
+	}
+	for ; i < len(out); i++ {
+		out[i] = table[src[i]]
+	}
+}
+
+func dequantize16(out []float32, src []byte, table *[1 << 16]float32) {
+	src = src[:2*len(out)]
+	i := 0
+	for ; i+4 <= len(out); i += 4 {
+		w, o := binary.LittleEndian.Uint64(src[2*i:]), out[i:i+4:i+4]
+		o[0], o[1], o[2], o[3] = table[uint16(w)], table[uint16(w>>16)], table[uint16(w>>32)], table[uint16(w>>48)]
+	}
+	for ; i < len(out); i++ {
+		out[i] = table[binary.LittleEndian.Uint16(src[2*i:])]
+	}
 }
 
 // unpackTable and unpackFormula read LSB-first packed levels. They are two

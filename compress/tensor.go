@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"unsafe"
 )
 
 // Codec identifiers, the first byte of an encoded tensor.
@@ -24,36 +25,67 @@ type stats struct {
 }
 
 // scan checks every value is finite and finds min, max and the number of
-// non-zeros in one pass. It runs over every value of every update, so the
-// loop has no branches: the exponent check is a running maximum, and min/max
-// are taken on order-preserving integer keys of the bit patterns (integer
-// min/max compile to conditional moves, float min/max to several
-// instructions for their NaN and signed-zero rules, which cannot occur here
-// once the exponent check passes). The index of a bad value is searched for
-// only once one is known to exist.
+// non-zeros in one pass. It runs over every value of every update, so it is
+// written for throughput: two values per load, no branches and no float
+// comparisons. Min and max are taken on order-preserving integer keys
+// of the bit patterns (integer min/max compile to conditional moves, float
+// min/max to several instructions for their NaN and signed-zero rules). The
+// same keys make the finiteness check free: every NaN and ±Inf has a key at
+// or beyond the key of ±Inf, so only the final min and max need testing, and
+// the index of a bad value is searched for only once one is known to exist.
 func scan(data []float32) (stats, error) {
 	if len(data) == 0 {
 		return stats{}, nil
 	}
-	var nz int
-	var ex uint32
+	all := data
+	var zeros uint64
 	lo, hi := int32(math.MaxInt32), int32(math.MinInt32)
-	for _, v := range data {
-		b := math.Float32bits(v)
-		ex = max(ex, b&0x7f800000)
-		nz += nonZeroBit(b)
-		k := orderKey(b)
-		lo, hi = min(lo, k), max(hi, k)
+	// The bit patterns are read in place, two per aligned 64-bit load:
+	// separate float loads and moves to integer registers (what
+	// math.Float32bits compiles to) cost more than the rest of the loop
+	// body. A value before the first 8-byte boundary and an odd last value
+	// are taken one by one. Both halves of a word are treated alike, so the
+	// byte order does not matter.
+	if uintptr(unsafe.Pointer(unsafe.SliceData(data)))%8 != 0 {
+		lo, hi, zeros = scanOne(math.Float32bits(data[0]), lo, hi, zeros)
+		data = data[1:]
 	}
-	if ex == 0x7f800000 {
-		for i, v := range data {
-			if math.Float32bits(v)&0x7f800000 == 0x7f800000 {
+	var pairs []uint64
+	if len(data) >= 2 {
+		pairs = unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(data))), len(data)/2)
+	}
+	for _, w := range pairs {
+		b0, b1 := uint32(w), uint32(w>>32)
+		zeros += zeroBit(b0) + zeroBit(b1)
+		k0, k1 := orderKey(b0), orderKey(b1)
+		lo = min(lo, min(k0, k1))
+		hi = max(hi, max(k0, k1))
+	}
+	if len(data)%2 == 1 {
+		lo, hi, zeros = scanOne(math.Float32bits(data[len(data)-1]), lo, hi, zeros)
+	}
+	if lo <= negInfKey || hi >= posInfKey {
+		for i, v := range all {
+			if k := orderKey(math.Float32bits(v)); k <= negInfKey || k >= posInfKey {
 				return stats{}, fmt.Errorf("%w: element %d is %v", ErrNonFinite, i, v)
 			}
 		}
 	}
-	return stats{min: fromOrderKey(lo), max: fromOrderKey(hi), nonZero: nz}, nil
+	return stats{min: fromOrderKey(lo), max: fromOrderKey(hi), nonZero: len(all) - int(zeros)}, nil
 }
+
+// scanOne folds one value into scan's running min, max and zero count.
+func scanOne(b uint32, lo, hi int32, zeros uint64) (int32, int32, uint64) {
+	k := orderKey(b)
+	return min(lo, k), max(hi, k), zeros + zeroBit(b)
+}
+
+// The keys of −Inf (bits 0xff800000) and +Inf (0x7f800000): a finite
+// value's key lies strictly between, every NaN's key outside.
+const (
+	negInfKey int32 = -0x7f800001
+	posInfKey int32 = 0x7f800000
+)
 
 // orderKey maps float32 bits to an int32 that sorts like the float (for
 // non-NaN values): negative floats have their magnitude bits flipped so that
@@ -64,12 +96,10 @@ func fromOrderKey(k int32) float32 {
 	return math.Float32frombits(uint32(k ^ int32(uint32(k>>31)>>1)))
 }
 
-// nonZeroBit is 1 for any float32 bit pattern other than ±0, without a
-// branch: x | −x has its top bit set exactly when x ≠ 0.
-func nonZeroBit(bits uint32) int {
-	x := bits << 1
-	return int((x | -x) >> 31)
-}
+// zeroBit is 1 for ±0 and 0 for any other bit pattern, without a branch:
+// shifting out the sign leaves 0 only for a zero, and 0 − 1 is the one
+// value that sets the top bit of the 64-bit difference.
+func zeroBit(bits uint32) uint64 { return (uint64(bits<<1) - 1) >> 63 }
 
 // nonZeroRange is min and max over the non-zero values, needed only by the
 // sparse codec.

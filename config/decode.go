@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"reflect"
@@ -17,11 +19,47 @@ import (
 // is a *Problems (wrapping ErrInvalid) listing everything wrong with the
 // file, or an I/O error naming the file.
 func Load(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
 		return Default(), fmt.Errorf("read config: %w", err)
 	}
 	return Decode(data, path)
+}
+
+// MaxFileBytes bounds a federation.toml: the example is under 1 KiB, so
+// anything near this size is the wrong file.
+const MaxFileBytes = 1 << 20
+
+// readConfigFile reads a regular file of at most MaxFileBytes. A device
+// such as /dev/zero would never end and a FIFO would block, so neither is
+// opened.
+func readConfigFile(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case st.IsDir():
+		return nil, fmt.Errorf("%s: is a directory", path)
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	case st.Size() > MaxFileBytes:
+		return nil, fmt.Errorf("%s: %d bytes, larger than the %d-byte limit for a config file", path, st.Size(), MaxFileBytes)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The file may grow between Stat and Read.
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(data) > MaxFileBytes {
+		return nil, fmt.Errorf("%s: larger than the %d-byte limit for a config file", path, MaxFileBytes)
+	}
+	return data, nil
 }
 
 // Decode decodes a federation.toml document over Default(), so keys the file
@@ -39,6 +77,12 @@ func Decode(data []byte, name string) (Config, error) {
 	cfg := Default()
 	probs := &Problems{File: name}
 
+	// A UTF-8 byte order mark (Windows editors write one) is not content.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	data, unreadable, ok := screenDocument(data, probs)
+	if !ok {
+		return cfg, probs
+	}
 	var tree map[string]any
 	if err := toml.Unmarshal(data, &tree); err != nil {
 		line, key := 0, ""
@@ -52,7 +96,7 @@ func Decode(data []byte, name string) (Config, error) {
 	}
 
 	lines := keyLines(data)
-	d := treeDecoder{lines: lines, probs: probs}
+	d := treeDecoder{lines: lines, probs: probs, skip: unreadable}
 	d.table(reflect.ValueOf(&cfg).Elem(), tree, "")
 	cfg.validate(probs)
 	for i := range probs.List {
@@ -70,6 +114,9 @@ func Decode(data []byte, name string) (Config, error) {
 type treeDecoder struct {
 	lines lineIndex
 	probs *Problems
+	// skip holds keys whose value screenDocument already reported; they
+	// keep their defaults so the value is not reported a second time.
+	skip map[string]bool
 }
 
 func (d treeDecoder) table(dst reflect.Value, tree map[string]any, prefix string) {
@@ -90,6 +137,9 @@ func (d treeDecoder) table(dst reflect.Value, tree map[string]any, prefix string
 		field, ok := fields[k]
 		if !ok {
 			d.probs.addAt(d.lines.lookup(key), key, "unknown key")
+			continue
+		}
+		if d.skip[key] {
 			continue
 		}
 		d.value(field, tree[k], key)
@@ -139,15 +189,16 @@ func (d treeDecoder) value(dst reflect.Value, v any, key string) {
 			bad("a number")
 		}
 	case reflect.Array:
+		want := fmt.Sprintf("an array of %d integers [start, end]", dst.Len())
 		arr, ok := v.([]any)
 		if !ok || len(arr) != dst.Len() {
-			bad(fmt.Sprintf("an array of %d integers [start, end]", dst.Len()))
+			bad(want)
 			return
 		}
 		for i, e := range arr {
 			n, ok := e.(int64)
 			if !ok || dst.Index(i).OverflowInt(n) {
-				bad(fmt.Sprintf("an array of %d integers [start, end]", dst.Len()))
+				d.probs.addAt(d.lines.lookup(key), key, "want %s, element %d is %s", want, i, describe(e))
 				return
 			}
 			dst.Index(i).SetInt(n)
@@ -205,6 +256,7 @@ func (l lineIndex) lookup(key string) int {
 // defined. It only runs on documents that already parsed.
 func keyLines(data []byte) lineIndex {
 	idx := lineIndex{}
+	lines := newLineTable(data)
 	var p unstable.Parser
 	p.Reset(data)
 	var table []string
@@ -213,38 +265,58 @@ func keyLines(data []byte) lineIndex {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			table = keyParts(e.Key())
-			idx.record(&p, table, e.Key())
+			idx.record(lines, table, e.Key())
 		case unstable.KeyValue:
-			idx.keyValue(&p, table, e)
+			idx.keyValue(lines, table, e)
 		}
 	}
 	return idx
 }
 
-func (l lineIndex) keyValue(p *unstable.Parser, table []string, kv *unstable.Node) {
+func (l lineIndex) keyValue(lines lineTable, table []string, kv *unstable.Node) {
 	full := append(append([]string(nil), table...), keyParts(kv.Key())...)
-	l.record(p, full, kv.Key())
+	l.record(lines, full, kv.Key())
 	if v := kv.Value(); v != nil && v.Kind == unstable.InlineTable {
 		it := v.Children()
 		for it.Next() {
 			if c := it.Node(); c.Kind == unstable.KeyValue {
-				l.keyValue(p, full, c)
+				l.keyValue(lines, full, c)
 			}
 		}
 	}
 }
 
-func (l lineIndex) record(p *unstable.Parser, parts []string, key unstable.Iterator) {
+func (l lineIndex) record(lines lineTable, parts []string, key unstable.Iterator) {
 	if !key.Next() {
 		return
 	}
-	line := p.Shape(key.Node().Raw).Start.Line
+	line := lines.line(key.Node().Raw.Offset)
 	for i := range parts {
 		k := strings.Join(parts[:i+1], ".")
 		if _, ok := l[k]; !ok {
 			l[k] = line
 		}
 	}
+}
+
+// lineTable holds the offset of every '\n' of a document, so the line of
+// an offset is a binary search. The parser's Shape scans from the start of
+// the document on every call, which made a file of many keys quadratic.
+type lineTable []int
+
+func newLineTable(data []byte) lineTable {
+	var t lineTable
+	for i, c := range data {
+		if c == '\n' {
+			t = append(t, i)
+		}
+	}
+	return t
+}
+
+// line is the 1-based line holding byte offset off.
+func (t lineTable) line(off uint32) int {
+	return sort.SearchInts(t, int(off)) + 1
 }
 
 func keyParts(it unstable.Iterator) []string {

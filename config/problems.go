@@ -3,7 +3,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // ErrInvalid is wrapped by every error Decode, Load and Validate return for
@@ -25,11 +27,23 @@ func (p Problem) String() string {
 		fmt.Fprintf(&b, "line %d: ", p.Line)
 	}
 	if p.Key != "" {
-		b.WriteString(p.Key)
+		b.WriteString(displayKey(p.Key))
 		b.WriteString(": ")
 	}
 	b.WriteString(p.Message)
 	return b.String()
+}
+
+// displayKey quotes a key holding anything but printable characters: a
+// quoted TOML key may contain a newline or a terminal escape, and a problem
+// must stay one line.
+func displayKey(k string) string {
+	for _, r := range k {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(k)
+		}
+	}
+	return k
 }
 
 // Problems is the error type of Validate, Decode and Load: every problem

@@ -5,6 +5,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dafnet/daf/privacy"
 )
@@ -29,6 +30,7 @@ func (c Config) validate(p *Problems) {
 	if f.RoundIntervalSecs < 1 {
 		p.add(fed+"round_interval_secs", "must be at least 1 second, got %d", f.RoundIntervalSecs)
 	}
+	tooLong(p, fed+"round_interval_secs", f.RoundIntervalSecs)
 	if f.MinNodesForAggregation < 1 {
 		p.add(fed+"min_nodes_for_aggregation", "must be at least 1, got %d", f.MinNodesForAggregation)
 	}
@@ -38,6 +40,7 @@ func (c Config) validate(p *Problems) {
 	if f.PeerTimeoutSecs < 1 {
 		p.add(fed+"peer_timeout_secs", "must be at least 1 second, got %d", f.PeerTimeoutSecs)
 	}
+	tooLong(p, fed+"peer_timeout_secs", f.PeerTimeoutSecs)
 
 	tier, err := privacy.ParseTier(f.Node.Tier)
 	if err != nil {
@@ -55,6 +58,7 @@ func (c Config) validate(p *Problems) {
 	if f.Gossip.PropagationTimeoutSecs < 0 {
 		p.add(fed+"gossip.propagation_timeout_secs", "must not be negative, got %d", f.Gossip.PropagationTimeoutSecs)
 	}
+	tooLong(p, fed+"gossip.propagation_timeout_secs", f.Gossip.PropagationTimeoutSecs)
 
 	c.validateDAF(p)
 
@@ -89,6 +93,17 @@ func (c Config) validate(p *Problems) {
 	}
 	if cm.QuantizationBits < 1 || cm.QuantizationBits > 16 {
 		p.add(fed+"compression.quantization_bits", "must be in 1..16, got %d", cm.QuantizationBits)
+	}
+}
+
+// MaxSeconds is the longest interval a *_secs key may hold: the most whole
+// seconds a time.Duration can represent (about 292 years). Beyond it,
+// converting to a Duration overflows into a negative interval.
+const MaxSeconds = math.MaxInt64 / int64(time.Second)
+
+func tooLong(p *Problems, key string, secs int64) {
+	if secs > MaxSeconds {
+		p.add(key, "must be at most %d seconds (about 292 years), got %d", MaxSeconds, secs)
 	}
 }
 

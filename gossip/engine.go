@@ -77,6 +77,9 @@ type Engine struct {
 	rng      *rand.Rand
 	seen     *seenSet
 	counters Counters
+	// unreached: peers a send failed to on the network since they were
+	// last seen; they are owed an offer when they reappear.
+	unreached map[PeerID]bool
 }
 
 // NewEngine wires an engine. filter may be nil (no Byzantine check);
@@ -92,7 +95,7 @@ func NewEngine(cfg EngineConfig, table *PeerTable, codec Codec, filter Filter, s
 		selector = ReputationSelector{}
 	}
 	return &Engine{cfg: cfg, table: table, codec: codec, filter: filter, selector: selector, rng: rng,
-		seen: newSeenSet(), counters: newCounters()}, nil
+		seen: newSeenSet(), counters: newCounters(), unreached: map[PeerID]bool{}}, nil
 }
 
 // Table is the engine's peer table.
@@ -322,6 +325,15 @@ func (e *Engine) SendFailed(out Outbound, err error) {
 	if en, ok := e.seen.byDigest[out.Digest]; ok {
 		delete(en.holders, out.To)
 	}
+	e.unreached[out.To] = true
+}
+
+// TakeUnreached reports whether a send to the peer failed on the network
+// since the last call for it, and clears the mark.
+func (e *Engine) TakeUnreached(id PeerID) bool {
+	owed := e.unreached[id]
+	delete(e.unreached, id)
+	return owed
 }
 
 // PeerRestarted forgets which releases a peer was believed to hold: after

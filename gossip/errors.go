@@ -19,5 +19,4 @@ var (
 	ErrLate         = errors.New("round no longer collecting")
 	ErrRoundFull    = errors.New("round already has max_nodes_per_round updates")
 	ErrDisabled     = errors.New("federation disabled on this node")
-	ErrNoPeers      = errors.New("no eligible peer")
 )

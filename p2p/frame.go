@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+
+	"github.com/dafnet/daf/wire"
 )
 
 // Wire format of one request on a DAF stream:
@@ -15,7 +17,8 @@ import (
 //	1 byte verdict (0 accept, 1 refuse) | uint16 big-endian length R | R bytes of reason (UTF-8)
 //
 // A fixed-width length rather than a varint keeps the limit check trivial:
-// four bytes are read, compared with the limit, and only then is a buffer made.
+// four bytes are read and compared with the limit before any buffer is made,
+// and the buffer then grows with the bytes that arrive.
 
 const (
 	verdictAccept = 0
@@ -61,11 +64,18 @@ func readFrame(r io.Reader, limit int64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	buf := make([]byte, n)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	return readFrameBody(r, n)
+}
+
+// readFrameBody reads the n bytes announced by a checked header. The buffer
+// grows with the bytes that arrive (wire.ReadFrameBody), so a peer that
+// announces the limit and sends little costs little.
+func readFrameBody(r io.Reader, n int64) ([]byte, error) {
+	msg, err := wire.ReadFrameBody(r, uint64(n))
+	if err != nil {
 		return nil, fmt.Errorf("%w: message of %d bytes cut short: %v", ErrBadFrame, n, err)
 	}
-	return buf, nil
+	return msg, nil
 }
 
 // writeVerdict writes the reply frame; a nil refusal means accept.
@@ -111,13 +121,4 @@ func readVerdict(r io.Reader) (accepted bool, reason string, err error) {
 	default:
 		return false, "", fmt.Errorf("%w: unknown verdict byte %d", ErrBadFrame, hdr[0])
 	}
-}
-
-// readFull is io.ReadFull with the frame error category.
-func readFull(r io.Reader, buf []byte) (int, error) {
-	n, err := io.ReadFull(r, buf)
-	if err != nil {
-		return n, fmt.Errorf("%w: message of %d bytes cut short after %d: %v", ErrBadFrame, len(buf), n, err)
-	}
-	return n, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,44 @@ func TestFrameLimitCheckedBeforeBody(t *testing.T) {
 	}
 	if _, err := readFrame(bytes.NewReader([]byte{0, 0, 0, 5, 1}), 10); !errors.Is(err, ErrBadFrame) {
 		t.Fatalf("truncated body: err = %v, want ErrBadFrame", err)
+	}
+}
+
+// allocatedBy is how many bytes the heap handed out while f ran.
+func allocatedBy(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestFrameBufferGrowsWithTheBytes: a peer that announces a message at the
+// limit and then sends 10 bytes must cost the reader about what arrived,
+// not the announced length.
+func TestFrameBufferGrowsWithTheBytes(t *testing.T) {
+	lying := append([]byte{0x03, 0xff, 0xff, 0xf0}, make([]byte, 10)...) // 64 MiB − 16
+	var err error
+	grew := allocatedBy(func() { _, err = readFrame(bytes.NewReader(lying), DefaultMaxMessageBytes) })
+	if !errors.Is(err, ErrBadFrame) {
+		t.Fatalf("truncated frame: err = %v, want ErrBadFrame", err)
+	}
+	if grew > 4<<20 {
+		t.Fatalf("reader allocated %d bytes for a frame that brought 10", grew)
+	}
+	// A message that does arrive in full comes back intact across the
+	// reader's growth steps.
+	big := make([]byte, 5<<20+3)
+	for i := range big {
+		big[i] = byte(i * 13)
+	}
+	var buf bytes.Buffer
+	if err := writeFrame(&buf, big); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readFrame(&buf, int64(len(big)))
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("5 MiB frame: err %v, intact %v", err, bytes.Equal(got, big))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/dafnet/daf/gossip"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
 func newKey(t *testing.T) ed25519.PrivateKey {
@@ -194,9 +197,10 @@ func TestAddAddrsJoinsLearnedPeers(t *testing.T) {
 			}
 		}
 	}
-	if got := len(hub.Peers()); got != 3 {
-		t.Fatalf("hub has %d peers, want 3", got)
-	}
+	// A leaf's connection to the hub can be replaced while the leaves dial
+	// each other (the redial loop restores it), so the hub's count is
+	// awaited, not sampled once.
+	waitFor(t, "hub connected to all 3 leaves", 20*time.Second, func() bool { return len(hub.Peers()) == 3 })
 	if len(hosts[0].PeerAddrs(hosts[1].Self())) == 0 {
 		t.Fatal("no addresses recorded for a learned peer")
 	}
@@ -282,5 +286,50 @@ func TestByteBudgetBlocksThenReleases(t *testing.T) {
 	b.release(8)
 	if err := <-got; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLyingLengthDoesNotAllocate: on a real stream, a request header that
+// announces 60 MiB followed by 10 bytes and the end of the stream must not
+// make the receiving host allocate the announced length.
+func TestLyingLengthDoesNotAllocate(t *testing.T) {
+	var calls atomic.Int32
+	a := newHost(t, Config{})
+	a.Handle(gossip.ProtoDelta, func(gossip.PeerID, []byte) error { calls.Add(1); return nil })
+	b := newHost(t, Config{Bootstrap: a.Addrs()})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pid, err := peer.Decode(string(a.Self()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Warm the connection up so that its buffers are not counted.
+	if err := b.Send(ctx, a.Self(), gossip.ProtoDelta, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	grew := allocatedBy(func() {
+		s, err := b.h.NewStream(ctx, pid, protocol.ID(gossip.ProtoDelta))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Reset()
+		if _, err := s.Write(append([]byte{0x03, 0xc0, 0, 0}, make([]byte, 10)...)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		// The receiver resets the stream once the body is cut short; by
+		// then it has done whatever allocating it was going to do.
+		_ = s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if n, err := io.Copy(io.Discard, s); err == nil {
+			t.Fatalf("truncated request answered with %d bytes and a clean close", n)
+		}
+	})
+	if grew > 16<<20 {
+		t.Fatalf("%d bytes allocated while a peer announced 60 MiB and sent 10", grew)
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("handler ran %d times, want 1 (only the warm-up)", calls.Load())
 	}
 }

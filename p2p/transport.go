@@ -107,8 +107,8 @@ func (x *Host) serveWith(s network.Stream, proto string, limit int64, h func(gos
 		return
 	}
 	defer x.budget.release(n)
-	msg := make([]byte, n)
-	if _, err := readFull(s, msg); err != nil {
+	msg, err := readFrameBody(s, n)
+	if err != nil {
 		x.log.Debug("request cut short", "peer", from, "proto", proto, "bytes", n, "err", err)
 		_ = s.Reset()
 		return

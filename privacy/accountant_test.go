@@ -289,9 +289,9 @@ func TestAccountantProperties(t *testing.T) {
 		z := rapid.Float64Range(0.3, 20).Draw(t, "z")
 		q := rapid.Float64Range(1e-6, 1).Draw(t, "q")
 		steps := rapid.IntRange(1, 5000).Draw(t, "steps")
-		// Below δ ≈ 7e-4 the conversion term keeps ε > 0 at every
-		// default order however small the RDP (TestEpsilonZeroMeansZeroDelta
-		// covers larger δ).
+		// Below δ ≈ 7e-4 the conversion term keeps the bound above
+		// MinEpsilon at every default order however small the RDP
+		// (TestEpsilonFloorWhenZeroDelta covers larger δ).
 		delta := rapid.Float64Range(1e-12, 1e-4).Draw(t, "delta")
 
 		once := NewAccountant(nil)
@@ -341,10 +341,11 @@ func TestAccountantProperties(t *testing.T) {
 
 // With a large δ a very noisy, rarely sampled step is (0, δ)-DP outright:
 // the total variation between N(0,z²) and (1-q)N(0,z²)+qN(1,z²) is
-// q·(2Φ(1/(2z))-1) = 3.9e-4 < δ = 1e-3 at z=8, q=1/128. The accountant then
-// reports ε = 0 rather than a negative bound; with δ = 1e-5 the same step
-// has ε > 0.
-func TestEpsilonZeroMeansZeroDelta(t *testing.T) {
+// q·(2Φ(1/(2z))-1) = 3.9e-4 < δ = 1e-3 at z=8, q=1/128, and the RDP bound
+// is negative. The accountant still reports a strictly positive ε, the
+// floor MinEpsilon (any ε ≥ 0 is a valid guarantee there); with δ = 1e-5
+// the same step has a bound well above the floor.
+func TestEpsilonFloorWhenZeroDelta(t *testing.T) {
 	a := NewAccountant(nil)
 	if err := a.Compose(8, 1.0/128, 1); err != nil {
 		t.Fatal(err)
@@ -353,11 +354,53 @@ func TestEpsilonZeroMeansZeroDelta(t *testing.T) {
 	if tv >= 1e-3 {
 		t.Fatalf("test premise: total variation %v", tv)
 	}
-	if eps, _ := a.Epsilon(1e-3); eps != 0 {
-		t.Errorf("δ=1e-3: ε = %v, want 0", eps)
+	if eps, order := a.Epsilon(1e-3); eps != MinEpsilon || order == 0 {
+		t.Errorf("δ=1e-3: ε = %v at order %v, want the floor %v at a real order", eps, order, MinEpsilon)
 	}
-	if eps, _ := a.Epsilon(1e-5); !(eps > 0) {
-		t.Errorf("δ=1e-5: ε = %v, want > 0", eps)
+	if eps, _ := a.Epsilon(1e-5); !(eps > 1e-3) {
+		t.Errorf("δ=1e-5: ε = %v, want a real bound", eps)
+	}
+}
+
+// ε is strictly positive after any noisy step, whatever δ in (0, 1) and
+// however much noise or little sampling (down to RDP values that underflow
+// to exactly 0), and never below the exact ε of one unsampled Gaussian
+// release at the same noise where that is larger (the RDP bound is an
+// upper bound of it).
+func TestEpsilonStrictlyPositiveAfterAnyStep(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		z := math.Pow(10, rapid.Float64Range(-2, 300).Draw(t, "log10z"))
+		q := math.Pow(10, rapid.Float64Range(-300, 0).Draw(t, "log10q"))
+		if rapid.Bool().Draw(t, "q=1") {
+			q = 1
+		}
+		delta := rapid.Float64Range(1e-12, 0.999999).Draw(t, "delta")
+		steps := rapid.IntRange(1, 1000).Draw(t, "steps")
+		a := NewAccountant(nil)
+		if err := a.Compose(z, q, steps); err != nil {
+			t.Fatal(err)
+		}
+		eps, order := a.Epsilon(delta)
+		if !(eps > 0) || math.IsNaN(eps) || order == 0 {
+			t.Fatalf("z=%g q=%g δ=%g steps=%d: ε = %v at order %v", z, q, delta, steps, eps, order)
+		}
+		if q == 1 && steps == 1 {
+			exact, err := GaussianEpsilon(z, delta, 1)
+			if err == nil && eps < exact*(1-1e-9) {
+				t.Fatalf("z=%g δ=%g: ε = %v below the exact %v", z, delta, eps, exact)
+			}
+		}
+	})
+	for _, c := range []struct{ z, q, delta float64 }{
+		{1e300, 1, 0.5}, {1e300, 1e-300, 1e-12}, {1e6, 1, 1e-2}, {1, 1e-300, 0.9}, {8, 1.0 / 128, 1e-3},
+	} {
+		a := NewAccountant(nil)
+		if err := a.Compose(c.z, c.q, 1); err != nil {
+			t.Fatal(err)
+		}
+		if eps, _ := a.Epsilon(c.delta); !(eps > 0) {
+			t.Errorf("z=%g q=%g δ=%g: ε = %v after a noisy step", c.z, c.q, c.delta, eps)
+		}
 	}
 }
 

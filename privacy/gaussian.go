@@ -60,7 +60,11 @@ func AnalyticGaussianSigma(epsilon, delta, sensitivity float64) (float64, error)
 			lo = mid
 		}
 	}
-	return hi * sensitivity, nil
+	sigma := hi * sensitivity
+	if math.IsInf(sigma, 1) {
+		return 0, fmt.Errorf("%w: sensitivity = %v: σ = %g × sensitivity is beyond float64 range", ErrBadParameter, sensitivity, hi)
+	}
+	return sigma, nil
 }
 
 // gaussianLogDelta returns log δ(ε) of the Gaussian mechanism with noise

@@ -265,3 +265,54 @@ func TestAnalyticSigmaMonotone(t *testing.T) {
 		}
 	})
 }
+
+// A σ beyond float64 is an error naming the sensitivity, never +Inf noise.
+func TestAnalyticSigmaOverflowIsAnError(t *testing.T) {
+	for _, sens := range []float64{1e308, math.MaxFloat64} {
+		s, err := AnalyticGaussianSigma(1, 1e-5, sens)
+		if !errors.Is(err, ErrBadParameter) || s != 0 {
+			t.Errorf("sensitivity %g: σ = %v, err %v; want ErrBadParameter", sens, s, err)
+		}
+	}
+}
+
+// hockeyStickDelta is the slow, obvious definition of the δ(ε) of the
+// Gaussian mechanism with noise σ and sensitivity 1: the hockey-stick
+// divergence ∫ max(0, p(x) - e^ε·p'(x)) dx between N(0, σ²) and N(1, σ²),
+// by Simpson's rule on a grid fine against σ. No normal CDF and no closed
+// form are involved.
+func hockeyStickDelta(eps, sigma float64) float64 {
+	lo, hi := -40*sigma, 1+40*sigma
+	n := 400000
+	h := (hi - lo) / float64(n)
+	f := func(x float64) float64 {
+		p := math.Exp(-x*x/(2*sigma*sigma)) / (sigma * math.Sqrt(2*math.Pi))
+		p1 := math.Exp(-(x-1)*(x-1)/(2*sigma*sigma)) / (sigma * math.Sqrt(2*math.Pi))
+		return math.Max(0, p-math.Exp(eps)*p1)
+	}
+	sum := f(lo) + f(hi)
+	for i := 1; i < n; i++ {
+		w := 2.0
+		if i%2 == 1 {
+			w = 4
+		}
+		sum += w * f(lo+float64(i)*h)
+	}
+	return sum * h / 3
+}
+
+// The analytic σ against the definition of (ε, δ)-DP: at the σ returned
+// the hockey-stick divergence is δ (the σ is the smallest that is DP).
+func TestAnalyticSigmaAgainstHockeyStickIntegral(t *testing.T) {
+	for _, eps := range []float64{0.05, 0.3, 1, 3, 8} {
+		for _, delta := range []float64{0.2, 1e-2, 1e-4, 1e-6, 1e-9} {
+			sigma, err := AnalyticGaussianSigma(eps, delta, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := hockeyStickDelta(eps, sigma); relErr(got, delta) > 1e-6 {
+				t.Errorf("ε=%v δ=%v: σ=%.10g has δ(ε) = %.10g by integration", eps, delta, sigma, got)
+			}
+		}
+	}
+}

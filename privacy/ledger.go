@@ -135,7 +135,9 @@ func NewLedger(store LedgerStore, budget, delta float64) (*Ledger, error) {
 	if ok {
 		st, err := decodeLedger(data)
 		if err != nil {
-			return nil, err
+			// Nothing is written back: the bytes stay for repair or a
+			// restore, and the node must not release meanwhile.
+			return nil, fmt.Errorf("%w (%d stored bytes kept unchanged; no release until the ledger is repaired or restored)", err, len(data))
 		}
 		l.st = st
 		if l.st.Exhausted && (budget == 0 || budget > l.st.ExhaustedAt) {
@@ -182,6 +184,9 @@ func (l *Ledger) raiseHighWater() bool {
 // node overspend.
 func decodeLedger(data []byte) (ledgerState, error) {
 	var st ledgerState
+	if len(bytes.TrimSpace(data)) == 0 {
+		return st, fmt.Errorf("%w: stored state is empty", ErrCorruptLedger)
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&st); err != nil {
@@ -449,14 +454,16 @@ func (l *Ledger) Budget() float64 { return l.budget }
 // Delta is the δ at which the ledger reports ε.
 func (l *Ledger) Delta() float64 { return l.delta }
 
-// TierReport is one tier's line in a LedgerReport.
+// TierReport is one tier's line in a LedgerReport. Epsilon is nil (JSON
+// null) for a tier without noised releases: it has no DP guarantee, and 0
+// would read as perfect privacy.
 type TierReport struct {
-	Tier                string  `json:"tier"`
-	Epsilon             float64 `json:"epsilon"`
-	NoisedReleases      int64   `json:"noised_releases"`
-	UnprotectedReleases int64   `json:"unprotected_releases"`
-	DPProtected         bool    `json:"dp_protected"`
-	LastRound           uint64  `json:"last_round"`
+	Tier                string   `json:"tier"`
+	Epsilon             *float64 `json:"epsilon"`
+	NoisedReleases      int64    `json:"noised_releases"`
+	UnprotectedReleases int64    `json:"unprotected_releases"`
+	DPProtected         bool     `json:"dp_protected"`
+	LastRound           uint64   `json:"last_round"`
 }
 
 // LedgerReport is the ledger as a user reads it (JSON-ready).
@@ -478,8 +485,12 @@ func (l *Ledger) Report() LedgerReport {
 	rep := LedgerReport{Epsilon: l.spentLocked(), Delta: l.delta, Budget: l.budget, Exhausted: exhausted, Reason: l.st.Reason, Tiers: []TierReport{}}
 	for name, ts := range l.st.Tiers {
 		t, _ := ParseTier(name)
+		var eps *float64
+		if e, ok := byTier[t]; ok {
+			eps = &e
+		}
 		rep.Tiers = append(rep.Tiers, TierReport{
-			Tier: name, Epsilon: byTier[t], NoisedReleases: ts.Noised.Steps, UnprotectedReleases: ts.Unprotected,
+			Tier: name, Epsilon: eps, NoisedReleases: ts.Noised.Steps, UnprotectedReleases: ts.Unprotected,
 			DPProtected: ts.Unprotected == 0 && ts.Noised.Steps > 0, LastRound: ts.LastRound,
 		})
 	}

@@ -305,3 +305,58 @@ func FuzzDecodeLedger(f *testing.F) {
 		}
 	})
 }
+
+// A stored ledger that cannot be read stops the node with one clear line
+// and loses nothing: the bytes stay in the store exactly as they were (for
+// repair or a backup restore), and nothing is charged or written.
+func TestLedgerCorruptStateKeptAndExplained(t *testing.T) {
+	for _, c := range []struct{ data, want string }{
+		{"", "empty"},
+		{"{", "unexpected EOF"},
+		{"\x00garbage", "invalid character"},
+		{`{"version":1}`, "0 orders"},
+	} {
+		store := &MemoryLedgerStore{}
+		_ = store.SaveLedger([]byte(c.data))
+		_, err := NewLedger(store, 1, 1e-5)
+		if !errors.Is(err, ErrCorruptLedger) {
+			t.Fatalf("%q: err %v, want ErrCorruptLedger", c.data, err)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, c.want) || !strings.Contains(msg, "privacy ledger") ||
+			!strings.Contains(msg, "kept") || strings.Contains(msg, "\n") {
+			t.Errorf("%q: error %q should be one line saying what is wrong (%s) and that the bytes are kept", c.data, msg, c.want)
+		}
+		if got, ok, _ := store.LoadLedger(); !ok || string(got) != c.data {
+			t.Errorf("%q: stored bytes changed to %q", c.data, got)
+		}
+	}
+}
+
+// A tier whose releases were all unnoised has no ε: the report says null,
+// never 0 (which reads as perfect privacy); a noised tier reports its ε.
+func TestLedgerReportUnnoisedTierHasNoEpsilon(t *testing.T) {
+	l := newTestLedger(t, &MemoryLedgerStore{}, 0)
+	if err := l.Charge(Tenant, 1, 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Charge(Public, 1, 2, 1); err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(l.Report())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Tiers []map[string]any `json:"tiers"`
+	}
+	if err := json.Unmarshal(data, &rep); err != nil || len(rep.Tiers) != 2 {
+		t.Fatalf("%s: %v", data, err)
+	}
+	if rep.Tiers[0]["tier"] != "tenant" || rep.Tiers[0]["epsilon"] != nil {
+		t.Errorf("unnoised tenant tier: %v, want epsilon null", rep.Tiers[0])
+	}
+	if e, ok := rep.Tiers[1]["epsilon"].(float64); !ok || math.Abs(e-composed(t, [2]float64{2, 1})) > 1e-12 {
+		t.Errorf("public tier: %v", rep.Tiers[1])
+	}
+}

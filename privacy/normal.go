@@ -39,7 +39,9 @@ func logAdd(a, b float64) float64 {
 	if a < b {
 		a, b = b, a
 	}
-	if math.IsInf(b, -1) {
+	// Either term infinite: the sum is a (+Inf for an overflowed term;
+	// Inf - Inf below would make it NaN).
+	if math.IsInf(b, -1) || math.IsInf(a, 1) {
 		return a
 	}
 	return a + math.Log1p(math.Exp(b-a))

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"pgregory.net/rapid"
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -112,4 +114,50 @@ func TestPromotionRuleValidation(t *testing.T) {
 	if err := p.RecordConsent("", Public, "x"); !errors.Is(err, ErrBadRule) {
 		t.Errorf("consent without pattern: %v", err)
 	}
+}
+
+// Consent is per pattern and per target: a consent for another pattern or
+// another tier never lets a consent-requiring rule promote, and every
+// check leaves at least one logged decision with a reason.
+func TestPromotionConsentIsScopedProperty(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		tiers := []Tier{Group, Tenant, Public}
+		var rules []PromotionRule
+		for i := range rapid.IntRange(1, 4).Draw(t, "rules") {
+			c := rapid.SampledFrom([]Condition{MinimumUsers(2), AgeThreshold(time.Hour), CategoryMatch("a"), Explicit()}).Draw(t, "cond")
+			rules = append(rules, PromotionRule{Name: "r" + string(rune('0'+i)), Condition: c,
+				Target: rapid.SampledFrom(tiers).Draw(t, "target"), RequiresConsent: true})
+		}
+		p, err := NewPromoter(rules)
+		if err != nil {
+			t.Fatal(err)
+		}
+		consented := map[[2]string]bool{}
+		for range rapid.IntRange(0, 4).Draw(t, "consents") {
+			id := rapid.SampledFrom([]string{"p1", "p2"}).Draw(t, "consent pattern")
+			tier := rapid.SampledFrom(tiers).Draw(t, "consent tier")
+			_ = p.RecordConsent(id, tier, "owner")
+			consented[[2]string{id, tier.String()}] = true
+			_ = p.Approve(id, rapid.SampledFrom(tiers).Draw(t, "approval tier"), "admin")
+		}
+		pat := Pattern{ID: "p1", Tier: rapid.SampledFrom([]Tier{Private, Group, Tenant}).Draw(t, "from"),
+			Contributors: []string{"x", "y", "z"}, CreatedAt: t0.Add(-2 * time.Hour), Categories: []string{"a"}}
+		before := len(p.Log())
+		d := p.Check(pat, t0)
+		log := p.Log()[before:]
+		if len(log) == 0 {
+			t.Fatal("a check left no decision in the log")
+		}
+		for _, e := range log {
+			if e.Reason == "" {
+				t.Fatalf("decision without a reason: %+v", e)
+			}
+		}
+		if d.Promoted && !consented[[2]string{"p1", d.Target.String()}] {
+			t.Fatalf("promoted to %v without a consent for (p1, %v): %+v", d.Target, d.Target, d)
+		}
+		if d.Promoted && d.Target <= pat.Tier {
+			t.Fatalf("promotion to a tier not more open: %+v", d)
+		}
+	})
 }

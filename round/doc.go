@@ -14,6 +14,7 @@
 //		case p := <-peers:                rd, _ = m.PeerSeen(now, p)
 //		case t := <-trained:              rd, _ = m.LocalUpdateReady(now, t.round, t.updates...)
 //		case a := <-aggregated:           rd, _ = m.AggregateDone(now, a.round, a.scope, a.update, a.err)
+//		case f := <-sendFailures:         rd = m.SendFailed(now, f.out, f.err)
 //		}
 //		store(rd.Persist); send(rd.Send); apply(rd.Apply)
 //		startAggregation(rd.Aggregate); startTraining(rd.Train); log(rd.Skipped)
@@ -21,6 +22,10 @@
 //
 // Aggregation and training run off the loop (they are CPU-heavy) and come
 // back as events; so can gossip.Decode of incoming deltas, passed as pre.
+// Sends run off the loop too; a failed one comes back as SendFailed. Call
+// PeerSeen for every connected peer at least once per round (with the
+// peer's Incarnation, e.g. its start time, from its peer record), or quiet
+// peers drop out of selection after peer_timeout_secs.
 //
 // # Rounds
 //

@@ -72,6 +72,8 @@ type Machine struct {
 
 	released    uint64
 	hasReleased bool
+	finished    uint64 // restored: the round the node last logged before a restart
+	hasFinished bool
 	trainOut    bool   // a Train request is out
 	trainRound  uint64 // the round of the last Train request
 	hasAsked    bool
@@ -100,7 +102,7 @@ func New(cfg Config, deps Deps, st State) (*Machine, error) {
 	}
 	return &Machine{
 		cfg: cfg, sched: cfg.schedule(), eng: eng, deps: deps,
-		released: st.Released, hasReleased: st.HasReleased,
+		released: st.Released, hasReleased: st.HasReleased, finished: st.Finished, hasFinished: st.HasFinished,
 		stats: Stats{RoundsSkipped: map[string]uint64{}},
 	}, nil
 }
@@ -148,15 +150,21 @@ func (m *Machine) Tick(now time.Time) Ready {
 }
 
 // PeerSeen records a peer's record (from peer exchange, its key record or
-// a connection). A member of a scope that has not got this round's own
-// release yet is offered it while Collect is open, so a peer that joins or
-// reconnects mid-round still receives it.
+// a connection); call it for every connected peer at least once per round
+// so that quiet peers stay live. While Collect is open, a member that comes
+// back (new, silent past peer_timeout, restarted, or unreachable on our
+// last send) is offered this round's own release, so a peer that joins,
+// reconnects or restarts mid-round still receives it. A peer seen again
+// without any of these gets nothing: calling PeerSeen often does not turn
+// fan-out into a broadcast.
 func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	var rd Ready
 	m.advance(now, &rd)
 	if info.LastSeen.IsZero() || info.LastSeen.After(now) {
 		info.LastSeen = now
 	}
+	old, known := m.eng.Table().Get(info.ID)
+	wasLive := known && (m.cfg.PeerTimeout <= 0 || now.Sub(old.LastSeen) <= m.cfg.PeerTimeout)
 	restarted, err := m.eng.Table().Upsert(info)
 	if err != nil {
 		return rd, err
@@ -164,7 +172,8 @@ func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	if restarted {
 		m.eng.PeerRestarted(info.ID)
 	}
-	if !m.cfg.Enabled || m.collectEnded {
+	owed := m.eng.TakeUnreached(info.ID)
+	if !m.cfg.Enabled || m.collectEnded || (wasLive && !restarted && !owed) {
 		return rd, nil
 	}
 	for _, sc := range m.sortedScopes() {
@@ -369,6 +378,12 @@ func (m *Machine) enter(r uint64, rd *Ready) {
 		m.eng.ForgetBefore(r)
 	}
 	switch {
+	case fresh && m.hasFinished && r <= m.finished:
+		// Restarted in a round already settled before the crash.
+		m.collectEnded = true
+		for _, s := range m.scopes {
+			s.state = settled
+		}
 	case !m.cfg.Enabled:
 		m.skipAll(rd, SkipDisabled, "federation.enabled = false")
 	case len(m.scopes) == 0:

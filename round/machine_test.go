@@ -167,3 +167,109 @@ func TestDisabledAndPrivate(t *testing.T) {
 		t.Fatalf("private tier: %+v", rd)
 	}
 }
+
+func TestRestartInFinishedRound(t *testing.T) {
+	m, _ := newMachine(t, testConfig(t, "me"), round.State{Finished: 4, HasFinished: true, Released: 4, HasReleased: true})
+	rd := m.Tick(slot(4, 80*time.Second))
+	if len(rd.Skipped) != 0 || len(rd.Persist) != 0 {
+		t.Fatalf("restart in a finished round logged it again: %+v", rd)
+	}
+	if len(rd.Train) != 1 || rd.Train[0] != 5 || m.Phase() != round.PhaseDone {
+		t.Fatalf("train %v phase %v, want training for 5 and phase done", rd.Train, m.Phase())
+	}
+}
+
+func TestOneAggregationPerScope(t *testing.T) {
+	rc := testConfig(t, "me")
+	acme := gossip.Membership{Tier: privacy.Tenant, Scope: "acme"}
+	rc.Memberships = []gossip.Membership{public, acme}
+	rc.MinNodes, rc.MaxNodes = 1, 50
+	keys := sim.NewKeyring()
+	priv := sim.NewIdentity("me", 1)
+	keys.Add("me", priv.Public().(ed25519.PublicKey))
+	codec := &sim.Codec{Self: "me", Priv: priv, Keys: keys, ScopeKeys: map[gossip.Membership][]byte{acme: make([]byte, 32)}}
+	m, err := round.New(rc, round.Deps{Codec: codec, Rand: rand.New(rand.NewPCG(1, 1))}, round.State{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tick(slot(2, 0))
+	for _, p := range []gossip.PeerInfo{
+		{ID: "pub", Memberships: []gossip.Membership{public}, Contributes: true},
+		{ID: "both", Memberships: []gossip.Membership{public, acme}, Contributes: true},
+	} {
+		if _, err := m.PeerSeen(slot(2, time.Second), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd, err := m.LocalUpdateReady(slot(2, 11*time.Second), 2,
+		round.LocalUpdate{Scope: public, Update: upd()}, round.LocalUpdate{Scope: acme, Update: upd()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := map[gossip.Membership][]gossip.PeerID{}
+	for _, s := range rd.Send {
+		to[s.Scope] = append(to[s.Scope], s.To)
+	}
+	if len(to[public]) != 2 || len(to[acme]) != 1 || to[acme][0] != "both" {
+		t.Fatalf("sends by scope %v: want public to both peers, acme only to the member", to)
+	}
+	rd = m.Tick(slot(2, 61*time.Second))
+	if len(rd.Aggregate) != 2 || rd.Aggregate[0].Scope != acme || rd.Aggregate[1].Scope != public {
+		t.Fatalf("aggregate jobs %+v, want one per scope (tenant/acme, public)", rd.Aggregate)
+	}
+	for _, j := range rd.Aggregate {
+		if len(j.Contributions) != 1 || j.Contributions[0].Source != "me" {
+			t.Fatalf("job %s holds %+v", j.Scope, j.Contributions)
+		}
+	}
+}
+
+func TestPeerSeenOffersOnlyToReturningPeers(t *testing.T) {
+	rc := testConfig(t, "me")
+	m, _ := newMachine(t, rc, round.State{})
+	m.Tick(slot(2, 0))
+	var peers []gossip.PeerInfo
+	for _, id := range []gossip.PeerID{"a", "b", "c", "d", "e", "f", "g"} {
+		p := gossip.PeerInfo{ID: id, Memberships: []gossip.Membership{public}, Contributes: true}
+		peers = append(peers, p)
+		m.PeerSeen(slot(2, time.Second), p)
+	}
+	rd, _ := m.LocalUpdateReady(slot(2, 10*time.Second), 2, round.LocalUpdate{Scope: public, Update: upd()})
+	if len(rd.Send) != 4 { // max(⌈√7⌉, fan_out 4)
+		t.Fatalf("released to %d peers, want 4", len(rd.Send))
+	}
+	got := map[gossip.PeerID]bool{}
+	for _, s := range rd.Send {
+		got[s.To] = true
+	}
+	// Live peers seen again get nothing: no broadcast by heartbeat.
+	for _, p := range peers {
+		if rd, _ := m.PeerSeen(slot(2, 12*time.Second), p); len(rd.Send) != 0 {
+			t.Fatalf("heartbeat of live peer %s sent %d deltas", p.ID, len(rd.Send))
+		}
+	}
+	// A send that failed on the network is made good when the peer is seen again.
+	var failed gossip.Outbound
+	for _, s := range rd.Send {
+		failed = s
+		break
+	}
+	m.SendFailed(slot(2, 13*time.Second), failed, errors.New("connection reset"))
+	rd, _ = m.PeerSeen(slot(2, 14*time.Second), gossip.PeerInfo{ID: failed.To})
+	if len(rd.Send) != 1 || rd.Send[0].To != failed.To {
+		t.Fatalf("unreached peer %s seen again: sends %+v", failed.To, rd.Send)
+	}
+	// A restarted peer (new incarnation) that had the release gets it again.
+	var holder gossip.PeerID
+	for id := range got {
+		if id != failed.To {
+			holder = id
+			break
+		}
+	}
+	m.PeerSeen(slot(2, 15*time.Second), gossip.PeerInfo{ID: holder, Incarnation: 1})
+	rd, _ = m.PeerSeen(slot(2, 16*time.Second), gossip.PeerInfo{ID: holder, Incarnation: 2})
+	if len(rd.Send) != 1 || rd.Send[0].To != holder {
+		t.Fatalf("restarted peer %s: sends %+v", holder, rd.Send)
+	}
+}

@@ -109,6 +109,11 @@ type State struct {
 	// HasReleased whether it ever did.
 	Released    uint64
 	HasReleased bool
+	// Finished is the highest round with a round log entry, and
+	// HasFinished whether there is one: a node restarted in a round it
+	// already finished neither repeats nor re-records it.
+	Finished    uint64
+	HasFinished bool
 }
 
 // Stats are the machine's running totals, for metrics.

@@ -72,7 +72,10 @@ type Cluster struct {
 	Keys  *Keyring
 	Nodes []*Node
 
-	byID    map[gossip.PeerID]*Node
+	byID map[gossip.PeerID]*Node
+	// latency is the measured round-trip matrix (the daemon's libp2p ping),
+	// here the link model's: every node's adaptive selector reads it.
+	latency *gossip.LatencyMatrix
 	queue   eventQueue
 	seq     uint64
 	started bool
@@ -139,7 +142,8 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.Aggregate = aggregate.EngineConfigFromConfig(config.Default())
 		cfg.Aggregate.MinNodes, cfg.Aggregate.MaxNodes = cfg.Round.MinNodes, cfg.Round.MaxNodes
 	}
-	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{}}
+	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{},
+		latency: gossip.NewLatencyMatrix()}
 	scopeKeys := map[gossip.Membership][]byte{}
 	for _, m := range cfg.Round.Memberships {
 		k := sha256.Sum256(fmt.Appendf(nil, "daf-sim-scope/%s/%d", m, cfg.Seed))
@@ -169,6 +173,11 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		c.Nodes = append(c.Nodes, n)
 		c.byID[id] = n
 	}
+	for i, a := range c.Nodes {
+		for _, b := range c.Nodes[i+1:] {
+			c.latency.Observe(a.ID, b.ID, 2*cfg.Latency)
+		}
+	}
 	for _, n := range c.Nodes {
 		if err := c.boot(n); err != nil {
 			return nil, err
@@ -182,7 +191,9 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 func (c *Cluster) start() {
 	c.started = true
 	for _, n := range c.Nodes {
-		c.handle(n, n.M.Tick(c.Now))
+		if !n.Crashed {
+			c.handle(n, n.M.Tick(c.Now))
+		}
 	}
 	c.heartbeat()
 	c.push(&event{at: c.nextSlot(), kind: evHeartbeat})
@@ -211,7 +222,7 @@ func (c *Cluster) boot(n *Node) error {
 				c.logf("r%d %s %s", r, n.ID, v)
 			}
 		}}, Screen: round.SybilScreen{Config: c.Cfg.Defense}, Rand: rand.New(rand.NewPCG(c.Cfg.Seed, uint64(n.gen)<<32|uint64(len(n.ID)))),
-		Selector: &gossip.AdaptiveSelector{Self: n.ID},
+		Selector: &gossip.AdaptiveSelector{Self: n.ID, Latency: c.latency},
 	}, n.Store.State())
 	if err != nil {
 		return fmt.Errorf("sim: node %s: %w", n.ID, err)
@@ -250,8 +261,13 @@ func (c *Cluster) TakeLog() []string {
 	return out
 }
 
+// Schedule is the federation's round schedule (every node shares it).
+func (c *Cluster) Schedule() round.Schedule {
+	return round.Schedule{Genesis: c.Cfg.Round.Genesis, Interval: c.Cfg.Round.Interval, PropagationTimeout: c.Cfg.Round.PropagationTimeout}
+}
+
 func (c *Cluster) nextSlot() time.Time {
-	s := c.Nodes[0].M.Schedule()
+	s := c.Schedule()
 	return s.End(s.RoundAt(c.Now))
 }
 
@@ -512,7 +528,7 @@ func (c *Cluster) Spread(ids ...gossip.PeerID) float64 {
 
 // sinceStart is how far into round r's slot the cluster clock is.
 func (c *Cluster) sinceStart(n *Node, r uint64) time.Duration {
-	return c.Now.Sub(n.M.Schedule().Start(r)).Round(time.Millisecond)
+	return c.Now.Sub(c.Schedule().Start(r)).Round(time.Millisecond)
 }
 
 func joinIDs(ids []gossip.PeerID) string {

@@ -220,7 +220,7 @@ func (s *scenario) exec(line string) ([]string, error) {
 			if err != nil {
 				return nil, err
 			}
-			sched := s.c.Nodes[0].M.Schedule()
+			sched := s.c.Schedule()
 			// Stop just after the slot boundary so the last round's log is in.
 			d = sched.Start(sched.RoundAt(s.c.Now)+uint64(k)).Sub(s.c.Now) + time.Millisecond
 		}

@@ -15,6 +15,8 @@ type Store struct {
 	peers       map[gossip.PeerID]gossip.PeerInfo
 	released    uint64
 	hasReleased bool
+	finished    uint64
+	hasFinished bool
 	Log         []round.Record // round log, in order
 }
 
@@ -33,13 +35,16 @@ func (s *Store) Write(recs []round.Record) {
 			}
 		case round.RecordRound:
 			s.Log = append(s.Log, r)
+			if !s.hasFinished || r.Round > s.finished {
+				s.finished, s.hasFinished = r.Round, true
+			}
 		}
 	}
 }
 
 // State is what a machine restarting from this store starts with.
 func (s *Store) State() round.State {
-	st := round.State{Released: s.released, HasReleased: s.hasReleased}
+	st := round.State{Released: s.released, HasReleased: s.hasReleased, Finished: s.finished, HasFinished: s.hasFinished}
 	for _, id := range slices.Sorted(maps.Keys(s.peers)) {
 		st.Peers = append(st.Peers, s.peers[id])
 	}

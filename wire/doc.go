@@ -29,7 +29,7 @@
 // current round, then opens and decodes the payload, and answers with a
 // Reply whose Status (StatusOf maps this package's errors) is also the
 // metric label. A relay increments Hops and forwards the envelope unchanged
-// otherwise, without re-signing. /daf/keys/1 carries KeysMessage and
+// otherwise, without re-signing. /daf/keys/1 carries KeysRequest and
 // /daf/peers/1 a peer list, one message per stream, each answered by a Reply.
 //
 // Sign and Verify live here rather than in seal so that seal knows nothing

@@ -60,8 +60,8 @@ func FuzzControlMessages(f *testing.F) {
 	id := identity(f, 91)
 	rec, _ := seal.NewKeyRecord(id, 1).Marshal()
 	pl, _ := MarshalPeerList([]PeerEntry{{KeyRecord: rec, Addrs: [][]byte{{1, 2}}, Memberships: []Membership{{1, "g"}}}})
-	kw, _ := (&KeysMessage{Kind: KeysWantGrants, Tier: 2, Scope: "acme", MinEpoch: 1}).Marshal()
-	kr, _ := (&KeysMessage{Kind: KeysRecord, Record: rec}).Marshal()
+	kw, _ := (&KeysRequest{Kind: KeysWantGrants, Tier: 2, Scope: "acme", MinEpoch: 1}).Marshal()
+	kr, _ := (&KeysRequest{Kind: KeysRecord, Record: rec}).Marshal()
 	for _, s := range [][]byte{pl, kw, kr, {3, 1}, {0, 0, 0}, {1, 0, 2, 'o', 'k'}} {
 		f.Add(s)
 	}
@@ -72,7 +72,7 @@ func FuzzControlMessages(f *testing.F) {
 				t.Fatalf("peer list does not round-trip: %v", err)
 			}
 		}
-		if q, err := UnmarshalKeysMessage(b); err == nil {
+		if q, err := UnmarshalKeysRequest(b); err == nil {
 			again, err := q.Marshal()
 			if err != nil || !bytes.Equal(again, b) {
 				t.Fatalf("keys message does not round-trip: %v", err)

@@ -17,26 +17,26 @@ const (
 	// KeysRecord announces the sender's signed key record (sent when a
 	// connection opens and whenever the record is reissued).
 	KeysRecord KeysKind = 1
-	// KeysWantGrants asks the receiver to send, as KeysGrant messages, the
+	// KeysWantGrants asks the receiver to send, as KeysPutGrant messages, the
 	// grants it holds that are addressed to the sender for (Tier, Scope)
 	// with epoch ≥ MinEpoch.
 	KeysWantGrants KeysKind = 2
-	// KeysGrant delivers one scope key grant.
-	KeysGrant KeysKind = 3
+	// KeysPutGrant delivers one scope key grant.
+	KeysPutGrant KeysKind = 3
 )
 
-// KeysMessage is one /daf/keys/1 message.
-type KeysMessage struct {
+// KeysRequest is one /daf/keys/1 message.
+type KeysRequest struct {
 	Kind     KeysKind
 	Record   []byte // KeysRecord: a marshalled seal.KeyRecord
 	Tier     uint8  // KeysWantGrants
 	Scope    string // KeysWantGrants
 	MinEpoch uint32 // KeysWantGrants
-	Grant    []byte // KeysGrant: a marshalled seal.ScopeKeyGrant
+	Grant    []byte // KeysPutGrant: a marshalled seal.ScopeKeyGrant
 }
 
 // Marshal encodes the message.
-func (q *KeysMessage) Marshal() ([]byte, error) {
+func (q *KeysRequest) Marshal() ([]byte, error) {
 	switch q.Kind {
 	case KeysRecord:
 		if len(q.Record) != seal.KeyRecordSize {
@@ -53,7 +53,7 @@ func (q *KeysMessage) Marshal() ([]byte, error) {
 		b := []byte{byte(q.Kind), q.Tier, byte(len(q.Scope))}
 		b = append(b, q.Scope...)
 		return binary.BigEndian.AppendUint32(b, q.MinEpoch), nil
-	case KeysGrant:
+	case KeysPutGrant:
 		if len(q.Grant) == 0 || len(q.Grant) > seal.MaxGrantLen {
 			return nil, fmt.Errorf("%w: grant of %d bytes", ErrMalformed, len(q.Grant))
 		}
@@ -62,12 +62,12 @@ func (q *KeysMessage) Marshal() ([]byte, error) {
 	return nil, fmt.Errorf("%w: unknown keys message kind %d", ErrMalformed, q.Kind)
 }
 
-// UnmarshalKeysMessage decodes a message. Records and grants are returned
+// UnmarshalKeysRequest decodes a message. Records and grants are returned
 // as bytes; the caller verifies them with seal.UnmarshalKeyRecord and
 // seal.UnmarshalScopeKeyGrant, and decides whether it trusts a grant's issuer.
-func UnmarshalKeysMessage(b []byte) (*KeysMessage, error) {
+func UnmarshalKeysRequest(b []byte) (*KeysRequest, error) {
 	c := &cursor{b: b}
-	q := &KeysMessage{Kind: KeysKind(c.u8("kind"))}
+	q := &KeysRequest{Kind: KeysKind(c.u8("kind"))}
 	switch q.Kind {
 	case KeysRecord:
 		if len(c.b) != seal.KeyRecordSize {
@@ -83,7 +83,7 @@ func UnmarshalKeysMessage(b []byte) (*KeysMessage, error) {
 				return nil, err
 			}
 		}
-	case KeysGrant:
+	case KeysPutGrant:
 		if len(c.b) == 0 || len(c.b) > seal.MaxGrantLen {
 			return nil, fmt.Errorf("%w: grant of %d bytes", ErrMalformed, len(c.b))
 		}

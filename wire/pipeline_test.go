@@ -163,7 +163,7 @@ func TestReplyRoundTrip(t *testing.T) {
 	}
 }
 
-func TestKeysMessages(t *testing.T) {
+func TestKeysRequests(t *testing.T) {
 	rng := seeded(40)
 	admin, member := identity(t, 41), identity(t, 42)
 	k, _ := seal.NewScopeKey(rng, "tenant", "acme", 3)
@@ -173,16 +173,16 @@ func TestKeysMessages(t *testing.T) {
 	}
 	gb, _ := g.Marshal()
 	rec, _ := seal.NewKeyRecord(member, 7).Marshal()
-	for _, q := range []KeysMessage{
+	for _, q := range []KeysRequest{
 		{Kind: KeysRecord, Record: rec},
 		{Kind: KeysWantGrants, Tier: uint8(privacy.Tenant), Scope: "acme", MinEpoch: 2},
-		{Kind: KeysGrant, Grant: gb},
+		{Kind: KeysPutGrant, Grant: gb},
 	} {
 		b, err := q.Marshal()
 		if err != nil {
 			t.Fatal(err)
 		}
-		back, err := UnmarshalKeysMessage(b)
+		back, err := UnmarshalKeysRequest(b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +190,7 @@ func TestKeysMessages(t *testing.T) {
 			!bytes.Equal(back.Grant, q.Grant) || !bytes.Equal(back.Record, q.Record) {
 			t.Fatalf("message %+v came back as %+v", q, back)
 		}
-		if q.Kind == KeysGrant {
+		if q.Kind == KeysPutGrant {
 			opened, err := seal.UnmarshalScopeKeyGrant(back.Grant)
 			if err != nil {
 				t.Fatal(err)
@@ -209,11 +209,11 @@ func TestKeysMessages(t *testing.T) {
 		"want trailing":  {2, 3, 0, 0, 0, 0, 0, 0},
 		"empty grant":    {3},
 	} {
-		if _, err := UnmarshalKeysMessage(b); err == nil {
+		if _, err := UnmarshalKeysRequest(b); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := UnmarshalKeysMessage([]byte{2, 3, 0, 0, 0, 0, 1}); err != nil {
+	if _, err := UnmarshalKeysRequest([]byte{2, 3, 0, 0, 0, 0, 1}); err != nil {
 		t.Fatalf("public grants request: %v", err)
 	}
 }

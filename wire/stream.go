@@ -45,6 +45,15 @@ func ReadFrame(r io.Reader, max int) ([]byte, error) {
 	if n > uint64(max) {
 		return nil, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrTooLarge, n, max)
 	}
+	return ReadFrameBody(r, n)
+}
+
+// ReadFrameBody reads the n-byte body of a frame whose length the caller
+// has already read and checked against its limit (a transport that also
+// reserves memory for the body between the two steps). The buffer grows
+// with the bytes that actually arrive, at most readChunk ahead of them, so
+// announcing a large frame costs a peer as much as sending it.
+func ReadFrameBody(r io.Reader, n uint64) ([]byte, error) {
 	buf := make([]byte, 0, min(n, readChunk))
 	for uint64(len(buf)) < n {
 		step := min(n-uint64(len(buf)), readChunk)

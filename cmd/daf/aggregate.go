@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/dafnet/daf/adapter"
 	"github.com/dafnet/daf/aggregate"
@@ -218,20 +220,45 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
 			return nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
 		}
 	}
-	updates := make([]*adapter.Update, 0, len(inputs))
-	for _, in := range inputs {
-		u, err := adapter.ReadFile(in)
-		if err != nil {
-			return nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
-		}
-		if base != nil && u.Meta.Kind == adapter.KindDelta {
-			if u, err = aggregate.WithBase(u, base); err != nil {
-				return nil, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
+	// Files are read concurrently (decoding is CPU work), and errors are
+	// reported for the first bad input in command-line order.
+	updates := make([]*adapter.Update, len(inputs))
+	errs := make([]error, len(inputs))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(inputs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				updates[i], errs[i] = readUpdate(inputs[i], base, basePath)
 			}
+		}()
+	}
+	for i := range inputs {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
 		}
-		updates = append(updates, u)
 	}
 	return updates, nil
+}
+
+func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, error) {
+	u, err := adapter.ReadFile(in)
+	if err != nil {
+		return nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
+	}
+	if base != nil && u.Meta.Kind == adapter.KindDelta {
+		if u, err = aggregate.WithBase(u, base); err != nil {
+			return nil, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
+		}
+	}
+	return u, nil
 }
 
 // stripPath avoids "f.safetensors: f.safetensors: ..." when the reader

@@ -132,3 +132,54 @@ func flat(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// A command that only groups subcommands must not take an unknown one for
+// a request for help: that would exit 0 on a typo in a script.
+func TestUnknownSubcommandIsUsageError(t *testing.T) {
+	for _, group := range []string{"config", "privacy"} {
+		if code, _ := runCLI(t, group, "chek", "x"); code != exitInput {
+			t.Errorf("daf %s chek: exit %d, want %d", group, code, exitInput)
+		}
+		if code, out := runCLI(t, group); code != exitOK || !strings.Contains(out, "Available Commands") {
+			t.Errorf("daf %s: exit %d, output %q; want the help and exit 0", group, code, out)
+		}
+	}
+}
+
+// Every command answers --help with exit 0 and its usage.
+func TestHelpOnEveryCommand(t *testing.T) {
+	var visit func(c *cobra.Command)
+	visit = func(c *cobra.Command) {
+		args := append(strings.Fields(c.CommandPath())[1:], "--help")
+		if code, out := runCLI(t, args...); code != exitOK || !strings.Contains(out, "Usage:") {
+			t.Errorf("daf %s: exit %d, output %q", strings.Join(args, " "), code, out)
+		}
+		for _, sub := range c.Commands() {
+			visit(sub)
+		}
+	}
+	visit(rootCmd)
+}
+
+// Names and metadata come from the file: a tensor named with a newline or
+// a node id carrying a terminal escape must not break the table or reach
+// the terminal raw.
+func TestInspectQuotesControlCharacters(t *testing.T) {
+	header := `{"__metadata__":{"daf.format":"talora-update/1","daf.node":"n\u001b[2J","note\nx":"v\ty"},"fine/a\nb.lora_A.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]}}`
+	file := append([]byte{byte(len(header)), 0, 0, 0, 0, 0, 0, 0}, header...)
+	file = append(file, 0, 0, 0x80, 0x3f)
+	path := filepath.Join(t.TempDir(), "ctl.safetensors")
+	os.WriteFile(path, file, 0o644)
+	code, out := runCLI(t, "inspect", path)
+	if code != exitOK {
+		t.Fatalf("exit %d", code)
+	}
+	if strings.ContainsRune(out, 0x1b) {
+		t.Errorf("raw escape in output:\n%q", out)
+	}
+	for _, want := range []string{`"a\nb.lora_A.weight"`, `"n\x1b[2J"`, `"note\nx"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("missing %s in:\n%s", want, out)
+		}
+	}
+}

@@ -13,6 +13,7 @@ func init() {
 	configCmd := &cobra.Command{
 		Use:   "config",
 		Short: "Work with federation.toml files",
+		RunE:  unknownSubcommand,
 	}
 	var asJSON bool
 	check := &cobra.Command{

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
+	"unicode"
 
 	"github.com/dafnet/daf/adapter"
 	"github.com/spf13/cobra"
@@ -50,25 +52,25 @@ func printSummary(out io.Writer, s *adapter.Summary) error {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %s\t%s\n", k, s.Metadata[k])
+		fmt.Fprintf(w, "  %s\t%s\n", shown(k), shown(s.Metadata[k]))
 	}
 	if c := s.PEFT; c != nil {
-		targets := strings.Join(c.TargetModules, ",")
+		targets := shown(strings.Join(c.TargetModules, ","))
 		if c.TargetModulesRegex != "" {
-			targets = c.TargetModulesRegex
+			targets = shown(c.TargetModulesRegex)
 		}
 		fmt.Fprintf(w, "peft config:\n  r\t%d\n  lora_alpha\t%g\n  target_modules\t%s\n  fan_in_fan_out\t%v\n", c.R, c.LoraAlpha, targets, c.FanInFanOut)
 	}
 
 	for _, g := range s.Groups {
-		name := g.Name
+		name := shown(g.Name)
 		if g.Range != "" {
 			name += " t∈" + g.Range
 		}
 		fmt.Fprintf(w, "\ngroup %s: %d tensors, %d LoRA modules, %d parameters\n", name, len(g.Tensors), len(g.Modules), g.Params)
 		fmt.Fprintln(w, "  tensor\tshape\tdtype\tL2")
 		for _, t := range g.Tensors {
-			fmt.Fprintf(w, "  %s\t%s\t%s\t%.6g\n", t.Key, shapeString(t.Shape), t.Dtype, t.L2)
+			fmt.Fprintf(w, "  %s\t%s\t%s\t%.6g\n", shown(t.Key), shapeString(t.Shape), t.Dtype, t.L2)
 		}
 		if len(g.Modules) > 0 {
 			fmt.Fprintln(w, "  module\trank\t\t")
@@ -80,13 +82,25 @@ func printSummary(out io.Writer, s *adapter.Summary) error {
 				case !m.HasB:
 					rank += " (lora_B missing)"
 				}
-				fmt.Fprintf(w, "  %s\t%s\t\t\n", m.Module, rank)
+				fmt.Fprintf(w, "  %s\t%s\t\t\n", shown(m.Module), rank)
 			}
 		}
 	}
 	t := s.Totals
 	fmt.Fprintf(w, "\ntotals: %d groups, %d tensors, %d LoRA modules, %d parameters, %d tensor bytes\n", len(s.Groups), t.Tensors, t.Modules, t.Params, t.Bytes)
 	return w.Flush()
+}
+
+// shown returns a name or value from the file as it is, or quoted if it
+// holds anything but printable characters: a newline or tab would break
+// the table and a terminal escape would reach the user's terminal.
+func shown(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func shapeString(shape []int) string {

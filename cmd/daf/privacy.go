@@ -18,6 +18,7 @@ func init() {
 	privacyCmd := &cobra.Command{
 		Use:   "privacy",
 		Short: "Privacy arithmetic: ε of a noisy training run, σ for an (ε, δ) release",
+		RunE:  unknownSubcommand,
 	}
 	privacyCmd.AddCommand(newPrivacyEpsilonCmd(), newPrivacySigmaCmd())
 	rootCmd.AddCommand(privacyCmd)
@@ -65,10 +66,12 @@ compute_dp_sgd_privacy: 1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5, 5…63, 1
 				return badInput(err)
 			}
 			eps, order := acc.Epsilon(delta)
+			// So little noise leaves the RDP beyond float64 at every
+			// order: there is no finite guarantee to print.
+			if math.IsInf(eps, 1) {
+				return badInputf("--noise-multiplier %v: ε is unbounded at every RDP order (too little noise for a finite guarantee)", z)
+			}
 			if asJSON {
-				if math.IsInf(eps, 1) {
-					return fmt.Errorf("ε is unbounded at every order (noise multiplier %v too small for these orders)", z)
-				}
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
 					Epsilon   float64 `json:"epsilon"`
 					BestOrder float64 `json:"best_order"`
@@ -118,7 +121,7 @@ classic σ = S·√(2 ln(1.25/δ))/ε, which holds only for ε < 1 and is always
 			}
 			sigma, err := privacy.AnalyticGaussianSigma(eps, delta, sens)
 			if err != nil {
-				return badInput(err)
+				return badInputf("--epsilon %v, --delta %v, --sensitivity %v: %v", eps, delta, sens, err)
 			}
 			if asJSON {
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {

@@ -98,6 +98,10 @@ func TestPrivacySigmaJSON(t *testing.T) {
 	if got.Mechanism != "analytic" || math.Abs(got.Sigma-2*3.73063163) > 1e-6 {
 		t.Errorf("got %+v, want sigma ≈ 7.46126, mechanism analytic", got)
 	}
+	var keys map[string]any
+	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 2 || !strings.HasPrefix(out, `{"sigma":`) {
+		t.Errorf("want exactly {\"sigma\":S,\"mechanism\":\"analytic\"}, got %s", out)
+	}
 }
 
 func TestPrivacyBadInputExitsTwoNamingTheFlag(t *testing.T) {
@@ -141,7 +145,25 @@ func TestPrivacyBadInputExitsTwoNamingTheFlag(t *testing.T) {
 		{with(sigma, "--sensitivity", "0"), "--sensitivity"},
 		{with(sigma, "--sensitivity", "NaN"), "--sensitivity"},
 		{[]string{"privacy", "sigma", "--delta", "1e-5"}, "epsilon"},
+		{[]string{"privacy", "sigma", "--epsilon", "1"}, "delta"},
 		{[]string{"privacy", "epsilon", "--noise-multiplier", "1", "--sampling-rate", "1", "--delta", "1e-5"}, "steps"},
+		{[]string{"privacy", "epsilon", "--sampling-rate", "1", "--steps", "1", "--delta", "1e-5"}, "noise-multiplier"},
+		{[]string{"privacy", "epsilon", "--noise-multiplier", "1", "--steps", "1", "--delta", "1e-5"}, "sampling-rate"},
+		{[]string{"privacy", "epsilon", "--noise-multiplier", "1", "--sampling-rate", "1", "--steps", "1"}, "delta"},
+		{with(eps, "--steps", "1e9"), "--steps"},
+		{with(eps, "--noise-multiplier", "-Inf"), "--noise-multiplier"},
+		{with(eps, "--sampling-rate", "-0.5"), "--sampling-rate"},
+		{with(eps, "--delta", "Inf"), "--delta"},
+		{with(sigma, "--sensitivity", "-Inf"), "--sensitivity"},
+		// Valid numbers whose answer is beyond float64: no finite ε for
+		// so little noise, no finite σ for so large a sensitivity or so
+		// small an (ε, δ). Text and JSON alike.
+		{with(with(eps, "--noise-multiplier", "1e-200"), "--sampling-rate", "1"), "--noise-multiplier"},
+		{append(with(with(eps, "--noise-multiplier", "1e-200"), "--sampling-rate", "1"), "--json"), "--noise-multiplier"},
+		{append(with(eps, "--noise-multiplier", "1e-160"), "--json"), "--noise-multiplier"},
+		{append(with(sigma, "--sensitivity", "1e308"), "--json"), "--sensitivity"},
+		{with(sigma, "--sensitivity", "1e308"), "--sensitivity"},
+		{append(with(with(sigma, "--epsilon", "1e-300"), "--delta", "1e-320"), "--json"), "--delta"},
 	}
 	for _, c := range cases {
 		code, _, errOut := runDaf(t, c.args...)
