@@ -51,6 +51,8 @@ func newBase(c ModelConfig, seed uint64) (*Base, error) {
 	const std = 0.02
 	resid := std / math.Sqrt(2*float64(c.Layers))
 	fill(p.tok, std)
+	fill(p.prev, std)
+	fill(p.next, std)
 	fill(p.pos, std)
 	fill(p.time, std)
 	for l := range p.blocks {

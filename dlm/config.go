@@ -10,6 +10,10 @@ const (
 	ByteVocab  = 256
 	MaskToken  = ByteVocab
 	InputVocab = ByteVocab + 1
+	// ShiftVocab indexes the neighbour embeddings: every input token plus
+	// EdgeToken for "outside the window".
+	ShiftVocab = InputVocab + 1
+	EdgeToken  = InputVocab
 	// TimeBuckets is the resolution of the learned timestep embedding:
 	// t ∈ [0,1000) falls into bucket t/50. 50 divides the default group
 	// boundaries (300, 700), so no bucket straddles two banks.

@@ -11,8 +11,11 @@
 // [0,300) sees mask rates below 0.2, the domain group 0.2–0.8, the coarse
 // group above 0.8.
 // The denoiser is a bidirectional pre-norm transformer: embeddings of the
-// 256 byte values plus the mask token, learned positions, and a learned
-// embedding of t (20 buckets of 50) are added; Layers blocks of multi-head
+// 256 byte values plus the mask token, of the byte before and the byte after
+// (a width-3 "token shift" that hands the first block the adjacent bytes,
+// which a model this small otherwise learns to find only after many
+// thousands of steps), learned positions, and a learned embedding of t
+// (20 buckets of 50) are added; Layers blocks of multi-head
 // self-attention (no causal mask) and a ReLU MLP follow; a final layer norm
 // and a linear head predict the clean byte at every masked position. The
 // loss is the cross-entropy on masked positions (nats per masked byte);
@@ -53,7 +56,7 @@
 //
 // base.safetensors is embedded in the binary (DefaultBase), so neither the
 // demo nor a node pretrains at start. Its shape — SeqLen 64, d 64, 4 heads,
-// 2 layers, MLP 128, ~106 k weights, 0.4 MB in F32, banks of rank 4 with
+// 2 layers, MLP 128, ~139 k weights, 0.56 MB in F32, banks of rank 4 with
 // α = 8 (4 096 values per group) — is set by the demo's budget: 5 arms × 3
 // seeds × 5 nodes × ~8 rounds must train inside 5 minutes on 2 cores,
 // which leaves each node-round about 0.3 s of CPU. At that budget a wider or

@@ -195,11 +195,14 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 	h := w.blocks[0].hin
 	tb := p.time[w.bucket*d : (w.bucket+1)*d]
 	for i, tok := range w.tokens {
+		pv, nx := w.neighbours(i)
 		te := p.tok[int(tok)*d : (int(tok)+1)*d]
+		be := p.prev[pv*d : (pv+1)*d]
+		ae := p.next[nx*d : (nx+1)*d]
 		pe := p.pos[i*d : (i+1)*d]
 		hr := h[i*d : (i+1)*d]
 		for j := range hr {
-			hr[j] = te[j] + pe[j] + tb[j]
+			hr[j] = te[j] + be[j] + ae[j] + pe[j] + tb[j]
 		}
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
@@ -268,6 +271,23 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 	layerNorm(&w.lnf, w.hfin, p.lnf.g, p.lnf.b, M, d)
 	matmul(w.logits, w.lnf.out, p.head.w, M, d, ByteVocab, false)
 	addBias(w.logits[:M*ByteVocab], p.head.b, M)
+}
+
+// neighbours returns the input tokens before and after position i
+// (EdgeToken beyond the window). Adding their embeddings to a position's
+// own gives the first block the adjacent bytes for free — the strongest
+// signal in byte-level text — instead of making attention discover
+// "the position next to mine" from absolute positions, which a model this
+// small learns only after many thousands of steps.
+func (w *seqWork) neighbours(i int) (prev, next int) {
+	prev, next = EdgeToken, EdgeToken
+	if i > 0 {
+		prev = int(w.tokens[i-1])
+	}
+	if i+1 < len(w.tokens) {
+		next = int(w.tokens[i+1])
+	}
+	return prev, next
 }
 
 func gatherRows(dst, src []float32, rows []int32, d int) {
@@ -479,11 +499,16 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 	if dp != nil {
 		tb := dp.time[w.bucket*d : (w.bucket+1)*d]
 		for i, tok := range w.tokens {
+			pv, nx := w.neighbours(i)
 			te := dp.tok[int(tok)*d : (int(tok)+1)*d]
+			be := dp.prev[pv*d : (pv+1)*d]
+			ae := dp.next[nx*d : (nx+1)*d]
 			pe := dp.pos[i*d : (i+1)*d]
 			hr := dh[i*d : (i+1)*d]
 			for j, v := range hr {
 				te[j] += v
+				be[j] += v
+				ae[j] += v
 				pe[j] += v
 				tb[j] += v
 			}

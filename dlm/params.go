@@ -35,6 +35,8 @@ type params struct {
 	cfg     ModelConfig
 	flat    []float32
 	tok     []float32 // InputVocab × d
+	prev    []float32 // ShiftVocab × d: embedding of the byte before
+	next    []float32 // ShiftVocab × d: embedding of the byte after
 	pos     []float32 // SeqLen × d
 	time    []float32 // TimeBuckets × d
 	blocks  []blockParams
@@ -56,6 +58,8 @@ func layout(c ModelConfig) []namedTensor {
 	var ts []namedTensor
 	add := func(name string, shape ...int) { ts = append(ts, namedTensor{name: name, shape: shape}) }
 	add("embed.tokens", InputVocab, d)
+	add("embed.prev_tokens", ShiftVocab, d)
+	add("embed.next_tokens", ShiftVocab, d)
 	add("embed.positions", c.SeqLen, d)
 	add("embed.timesteps", TimeBuckets, d)
 	for l := 0; l < c.Layers; l++ {
@@ -117,7 +121,7 @@ func newParams(c ModelConfig, flat []float32) *params {
 		return linear{in: in, out: out, w: w, b: b, wt: make([]float32, in*out)}
 	}
 	d := c.DModel
-	p.tok, p.pos, p.time = take(), take(), take()
+	p.tok, p.prev, p.next, p.pos, p.time = take(), take(), take(), take(), take()
 	p.blocks = make([]blockParams, c.Layers)
 	for l := range p.blocks {
 		bp := &p.blocks[l]

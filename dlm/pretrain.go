@@ -19,7 +19,7 @@ type PretrainConfig struct {
 
 // DefaultPretrainConfig is what produced the shipped base (doc.go).
 func DefaultPretrainConfig() PretrainConfig {
-	return PretrainConfig{Model: DefaultConfig(), Steps: 3000, Batch: 32, LR: 3e-3, Warmup: 100, ClipGrad: 1, Seed: 1}
+	return PretrainConfig{Model: DefaultConfig(), Steps: 2000, Batch: 16, LR: 3e-3, Warmup: 100, ClipGrad: 1, Seed: 1}
 }
 
 func (c PretrainConfig) validate() error {
@@ -73,13 +73,13 @@ func Pretrain(corpus []byte, cfg PretrainConfig, progress func(step int, loss fl
 	opt := newAdamW(len(b.p.flat))
 	jobs := make([]seqJob, cfg.Batch)
 	for step := 0; step < cfg.Steps; step++ {
-		masked := 0
+		// Every sequence counts equally (its mean CE per masked byte):
+		// weighting every masked byte equally instead would let the
+		// heavily masked sequences drown the lightly masked ones, where
+		// the model learns to read context.
 		for i := range jobs {
 			jobs[i] = drawJob(rng, corpus, c.SeqLen, 0, MaxT, -1, true)
-			masked += len(jobs[i].masked)
-		}
-		for i := range jobs {
-			jobs[i].weight = 1 / float32(masked)
+			jobs[i].weight = 1 / float32(len(jobs[i].masked)*len(jobs))
 		}
 		clear(grad.flat)
 		r.run(jobs, nil, nil, grad)
@@ -90,9 +90,8 @@ func Pretrain(corpus []byte, cfg PretrainConfig, progress func(step int, loss fl
 		b.p.refresh()
 		var loss float64
 		for _, j := range jobs {
-			loss += j.loss
+			loss += j.loss / float64(len(j.masked)*len(jobs))
 		}
-		loss /= float64(masked)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return nil, fmt.Errorf("pretraining diverged at step %d (lower the learning rate)", step)
 		}

@@ -421,3 +421,30 @@ func TestRDPMonotoneInOrder(t *testing.T) {
 		}
 	})
 }
+
+// Without sampling, T releases at noise multiplier z are exactly one
+// Gaussian release at z/√T, whose exact ε the analytic Gaussian
+// characterisation gives. The RDP bound is an upper bound of it: never
+// below (it would then under-report), and not far above.
+func TestEpsilonNeverBelowExactGaussian(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		z := math.Pow(10, rapid.Float64Range(-1, 3).Draw(t, "log10z"))
+		steps := rapid.IntRange(1, 100000).Draw(t, "steps")
+		delta := math.Pow(10, rapid.Float64Range(-12, -1).Draw(t, "log10delta"))
+		a := NewAccountant(nil)
+		if err := a.Compose(z, 1, steps); err != nil {
+			t.Fatal(err)
+		}
+		eps, _ := a.Epsilon(delta)
+		exact, err := GaussianEpsilon(z/math.Sqrt(float64(steps)), delta, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eps < exact*(1-1e-9) {
+			t.Fatalf("z=%g T=%d δ=%g: RDP ε %v below the exact %v", z, steps, delta, eps, exact)
+		}
+		if exact > 0.1 && eps > 2*exact+1 {
+			t.Fatalf("z=%g T=%d δ=%g: RDP ε %v far above the exact %v", z, steps, delta, eps, exact)
+		}
+	})
+}

@@ -212,3 +212,47 @@ func TestRDPFractionalBetweenBigReferenceChords(t *testing.T) {
 		}
 	})
 }
+
+// FuzzRDP: for any valid (q, z, α) the one-step RDP is a number ≥ 0 or
+// +Inf, never NaN; at integer orders it matches the big.Float expansion,
+// and at fractional orders it is not below the convexity lower bound
+// computed from that expansion (it is never understated).
+func FuzzRDP(f *testing.F) {
+	f.Add(0.01, 2.5, 1.5)
+	f.Add(1e-8, 100.0, 6.05)
+	f.Add(0.5, 1e-155, 3.0)
+	f.Add(1.0, 1e-200, 2.0)
+	f.Add(1e-300, 1e300, 1.0001)
+	f.Fuzz(func(t *testing.T, q, z, alpha float64) {
+		if checkMechanism(z, q) != nil || ValidateOrders([]float64{alpha}) != nil || alpha > 64 {
+			return
+		}
+		r := rdpSubsampledGaussian(q, z, alpha)
+		if math.IsNaN(r) || r < 0 {
+			t.Fatalf("q=%g z=%g α=%v: RDP %v", q, z, alpha, r)
+		}
+		if q < 1e-30 || z < 1e-3 || z > 1e6 {
+			return
+		}
+		prec := precisionFor(q)
+		if alpha == math.Trunc(alpha) {
+			want := bigRDPInteger(q, z, int(alpha), prec)
+			if math.IsInf(want, 1) != math.IsInf(r, 1) || (!math.IsInf(want, 1) && math.Abs(r-want) > 1e-9*want+1e-300) {
+				t.Fatalf("q=%g z=%g α=%v: RDP %.15g, reference %.15g", q, z, alpha, r, want)
+			}
+			return
+		}
+		n := int(alpha)
+		logA := func(k int) float64 {
+			if k <= 1 {
+				return 0
+			}
+			return bigRDPInteger(q, z, k, prec) * float64(k-1)
+		}
+		lo := logA(n)
+		lower := lo + (alpha-float64(n))*(lo-logA(n-1))
+		if got := r * (alpha - 1); got < lower*(1-1e-12) {
+			t.Fatalf("q=%g z=%g α=%v: log A %.15g below the convexity bound %.15g", q, z, alpha, got, lower)
+		}
+	})
+}

@@ -38,7 +38,9 @@ func newPrivacyEpsilonCmd() *cobra.Command {
 the L2 sensitivity), each taking part with probability Q, in Rényi DP, and converts
 the total into (ε, δ)-DP with the conversion of Balle et al. 2020 (as Opacus and
 dp_accounting do). The default orders are those of TensorFlow Privacy's
-compute_dp_sgd_privacy: 1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5, 5…63, 128, 256, 512.`,
+compute_dp_sgd_privacy: 1.25, 1.5, 1.75, 2, 2.25, 2.5, 3, 3.5, 4, 4.5, 5…63, 128, 256, 512.
+ε is never below 2⁻⁵² after a step: a smaller bound means the steps are (0, δ)-DP
+(docs/PRIVACY.md). So little noise that ε is unbounded at every order exits 2.`,
 		Example: "  daf privacy epsilon --noise-multiplier 1.3 --sampling-rate 0.0025 --steps 6000 --delta 1e-5",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
