@@ -3,6 +3,7 @@ package adapter
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -37,6 +38,9 @@ func Marshal(u *Update) ([]byte, error) {
 			}
 			ts = append(ts, namedTensor{name, u.Groups[g][k]})
 		}
+	}
+	if g, k, r, ok := rankConflict(u); !ok {
+		return nil, fmt.Errorf("marshal update: %s %d, but tensor %q has rank %d", KeyRank, u.Meta.Rank, g+"/"+k, r)
 	}
 	return encodeSafetensors(ts, encodeMetadata(u.Meta))
 }
@@ -115,7 +119,44 @@ func unmarshal(data []byte, name string) (*Update, *safetensorsFile, error) {
 	if err := checkFactorPairs(u, name, isDAF); err != nil {
 		return nil, nil, err
 	}
+	if g, k, r, ok := rankConflict(u); !ok {
+		diskName := k
+		if isDAF {
+			diskName = g + "/" + k
+		}
+		return nil, nil, corrupt(name, "metadata "+KeyRank, "%d, but tensor %q has rank %d", u.Meta.Rank, diskName, r)
+	}
 	return u, f, nil
+}
+
+// rankConflict finds a LoRA factor whose rank differs from the metadata's
+// daf.rank (when it is set); ok is false if there is one. Factors have at
+// least two dimensions (checkFactorPairs).
+func rankConflict(u *Update) (group, key string, rank int, ok bool) {
+	if u.Meta.Rank == 0 {
+		return "", "", 0, true
+	}
+	for _, g := range u.GroupNames() {
+		for _, k := range u.Keys(g) {
+			if _, factor, isFactor := SplitLoRAKey(k); isFactor {
+				if r := factorRank(u.Groups[g][k], factor); r != u.Meta.Rank {
+					return g, k, r, false
+				}
+			}
+		}
+	}
+	return "", "", 0, true
+}
+
+// factorRank is r of a LoRA factor: A is r×in, B is out×r.
+func factorRank(t *Tensor, factor string) int {
+	if len(t.Shape) < 2 {
+		return -1
+	}
+	if factor == "B" {
+		return t.Shape[1]
+	}
+	return t.Shape[0]
 }
 
 // checkFactorPairs rejects LoRA factors that cannot be multiplied: a factor
@@ -173,6 +214,12 @@ func ReadFile(path string) (*Update, error) {
 // readRegular reads a regular file (following symlinks). A device such as
 // /dev/zero would never end and a FIFO would block, so neither is opened.
 func readRegular(path string) ([]byte, error) {
+	return readRegularMax(path, 0)
+}
+
+// readRegularMax is readRegular refusing a file of more than limit bytes
+// (0: no limit) without reading it.
+func readRegularMax(path string, limit int64) ([]byte, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return nil, err
@@ -183,7 +230,26 @@ func readRegular(path string) ([]byte, error) {
 	if !st.Mode().IsRegular() {
 		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
-	return os.ReadFile(path)
+	if limit == 0 {
+		return os.ReadFile(path)
+	}
+	if st.Size() > limit {
+		return nil, fmt.Errorf("%s: %d bytes, larger than the %d-byte limit", path, st.Size(), limit)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The file may have grown since Stat.
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than the %d-byte limit", path, limit)
+	}
+	return data, nil
 }
 
 // WriteFile writes an update file atomically: a crash leaves either the old

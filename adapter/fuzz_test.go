@@ -2,6 +2,7 @@ package adapter
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -36,4 +37,61 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 		sameUpdate(t, back, u)
 	})
+}
+
+// FuzzPEFTConfig feeds arbitrary bytes to the adapter_config.json reader:
+// it must never panic, must refuse with ErrCorrupt, and whatever it
+// accepts must be written back by encodePEFTConfig as a config that reads
+// back the same.
+func FuzzPEFTConfig(f *testing.F) {
+	f.Add([]byte(`{"peft_type":"LORA","r":8,"lora_alpha":16,"target_modules":["q_proj","v_proj"],"fan_in_fan_out":true,"rank_pattern":{"x":4},"alpha_pattern":{"x":8},"bias":"none"}`))
+	f.Add([]byte(`{"r":1,"target_modules":".*attn.*","task_type":"CAUSAL_LM","base_model_name_or_path":"gpt2"}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"lora_alpha":0}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := parsePEFTConfig(data, "fuzz.json")
+		if err != nil {
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("error does not wrap ErrCorrupt: %v", err)
+			}
+			return
+		}
+		// ExportPEFT fills these before encoding (fillPEFTConfig).
+		if cfg.PEFTType == "" {
+			cfg.PEFTType = "LORA"
+		}
+		if cfg.R == 0 {
+			cfg.R = 1
+		}
+		if cfg.LoraAlpha == 0 {
+			cfg.LoraAlpha = float64(cfg.R)
+		}
+		out, err := encodePEFTConfig(*cfg)
+		if err != nil {
+			t.Fatalf("accepted config does not encode: %v", err)
+		}
+		back, err := parsePEFTConfig(out, "fuzz.json")
+		if err != nil {
+			t.Fatalf("re-encoded config does not read back: %v\n%s", err, out)
+		}
+		if a, b := fmt.Sprintf("%+v", normPEFT(*back)), fmt.Sprintf("%+v", normPEFT(*cfg)); a != b {
+			t.Fatalf("config changed:\n got %s\nwant %s", a, b)
+		}
+	})
+}
+
+// normPEFT blanks what encodePEFTConfig legitimately writes for an absent
+// field (empty patterns and lists) and the verbatim Extra fields.
+func normPEFT(c PEFTConfig) PEFTConfig {
+	c.Extra = nil
+	if len(c.RankPattern) == 0 {
+		c.RankPattern = nil
+	}
+	if len(c.AlphaPattern) == 0 {
+		c.AlphaPattern = nil
+	}
+	if len(c.TargetModules) == 0 {
+		c.TargetModules = nil
+	}
+	return c
 }

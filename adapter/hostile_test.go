@@ -183,3 +183,76 @@ func TestExportRefusesConfigsReadersRefuse(t *testing.T) {
 		t.Errorf("r = -1 exported")
 	}
 }
+
+// daf.rank is a claim about the factors' shapes; a file whose factors
+// contradict it is as inconsistent as a PEFT adapter whose factors
+// contradict adapter_config.json's r.
+func TestRankMetadataMustMatchFactors(t *testing.T) {
+	data := rawFile(`{"__metadata__":{"daf.format":"talora-update/1","daf.rank":"4"},"fine/m.lora_A.weight":{"dtype":"F32","shape":[2,1],"data_offsets":[0,8]},"fine/m.lora_B.weight":{"dtype":"F32","shape":[1,2],"data_offsets":[8,16]}}`, f32Bytes(1, 2, 3, 4))
+	_, err := Unmarshal(data, "r.safetensors")
+	if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), `r.safetensors: metadata daf.rank: 4, but tensor "fine/m.lora_A.weight" has rank 2`) {
+		t.Fatalf("got %v", err)
+	}
+	u := New()
+	u.Meta.Rank = 4
+	u.Set("fine", "m.lora_A.weight", NewTensor(2, 1))
+	if _, err := Marshal(u); err == nil || !strings.Contains(err.Error(), "daf.rank") {
+		t.Fatalf("Marshal: %v", err)
+	}
+
+	// A PEFT adapter whose rank_pattern gives modules different ranks has
+	// no single rank: its metadata leaves the rank to the shapes, and the
+	// update can be written and read back.
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, PEFTModelFile), rawFile(`{"a.lora_A.weight":{"dtype":"F32","shape":[1,1],"data_offsets":[0,4]},"b.lora_A.weight":{"dtype":"F32","shape":[2,1],"data_offsets":[4,12]}}`, f32Bytes(1, 2, 3)), 0o644)
+	os.WriteFile(filepath.Join(dir, PEFTConfigFile), []byte(`{"peft_type":"LORA","r":1,"lora_alpha":1,"rank_pattern":{"b":2}}`), 0o644)
+	p, _, err := ReadPEFT(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Meta.Rank != 0 {
+		t.Errorf("mixed ranks: metadata rank %d, want 0 (from shapes)", p.Meta.Rank)
+	}
+	out, err := Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Unmarshal(out, "back.safetensors"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A PEFT adapter read as "." (from inside its directory) is named after the
+// directory, not ".".
+func TestPEFTNodeNameFromRelativePath(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "my-adapter")
+	os.Mkdir(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, PEFTModelFile), rawFile(`{}`, nil), 0o644)
+	t.Chdir(dir)
+	for _, path := range []string{".", "./", PEFTModelFile} {
+		u, _, err := ReadPEFT(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Meta.Node != "my-adapter" {
+			t.Errorf("ReadPEFT(%q): node %q, want my-adapter", path, u.Meta.Node)
+		}
+	}
+}
+
+// adapter_config.json is a few hundred bytes; a huge one is refused
+// without being read into memory.
+func TestHugePEFTConfigIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, PEFTModelFile), rawFile(`{}`, nil), 0o644)
+	f, err := os.Create(filepath.Join(dir, PEFTConfigFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Truncate(8 << 30) // sparse: no disk used
+	f.Close()
+	_, _, err = ReadPEFT(dir)
+	if err == nil || !strings.Contains(err.Error(), PEFTConfigFile) || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -18,6 +18,10 @@ const (
 	PEFTConfigFile = "adapter_config.json"
 )
 
+// MaxPEFTConfigBytes bounds adapter_config.json, which PEFT writes in well
+// under 4 KiB.
+const MaxPEFTConfigBytes = 1 << 20
+
 // PEFTConfig is the part of PEFT's adapter_config.json that DAF uses, plus
 // every other field kept verbatim in Extra so an export writes back what
 // was read.
@@ -132,7 +136,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	if st.IsDir() {
 		modelPath = filepath.Join(path, PEFTModelFile)
 		configPath = filepath.Join(path, PEFTConfigFile)
-		node = filepath.Base(filepath.Clean(path))
+		node = dirName(path)
 		if _, err := os.Stat(modelPath); errors.Is(err, os.ErrNotExist) {
 			if _, binErr := os.Stat(filepath.Join(path, "adapter_model.bin")); binErr == nil {
 				return nil, nil, fmt.Errorf("%s: only adapter_model.bin (pickle) found; save the adapter with safe_serialization=True", path)
@@ -141,7 +145,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 		}
 	} else if filepath.Base(path) == PEFTModelFile {
 		configPath = filepath.Join(filepath.Dir(path), PEFTConfigFile)
-		node = filepath.Base(filepath.Dir(filepath.Clean(path)))
+		node = dirName(filepath.Dir(path))
 	}
 	data, err := readRegular(modelPath)
 	if err != nil {
@@ -156,7 +160,7 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	}
 	var cfg *PEFTConfig
 	if configPath != "" {
-		cdata, err := readRegular(configPath)
+		cdata, err := readRegularMax(configPath, MaxPEFTConfigBytes)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
@@ -173,14 +177,31 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 	return u, cfg, nil
 }
 
+// dirName is a directory's own name, also for "." or "./" (read from
+// inside the adapter's directory), which filepath.Base leaves as ".".
+func dirName(dir string) string {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return filepath.Base(filepath.Clean(dir))
+}
+
 // applyPEFTConfig copies rank, alpha and layout into the metadata and holds
 // the tensors to the config's rank.
 func applyPEFTConfig(u *Update, cfg *PEFTConfig, file string) error {
 	u.Meta.Rank = cfg.R
 	u.Meta.LoraAlpha = cfg.LoraAlpha
 	u.Meta.FanInFanOut = cfg.FanInFanOut
-	if cfg.R == 0 || len(cfg.RankPattern) > 0 {
-		return nil // per-module ranks: the shapes are the truth
+	if cfg.R == 0 {
+		return nil
+	}
+	if len(cfg.RankPattern) > 0 {
+		// Per-module ranks: the shapes are the truth, and the update has
+		// one rank only if every factor has r.
+		if _, _, _, ok := rankConflict(u); !ok {
+			u.Meta.Rank = 0
+		}
+		return nil
 	}
 	for _, g := range u.GroupNames() {
 		for _, k := range u.Keys(g) {

@@ -89,7 +89,7 @@ func Decode(data []byte, name string) (Config, error) {
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			line, _ = de.Position()
-			key = strings.Join(de.Key(), ".")
+			key = qualifiedKeyAt(data, line, strings.Join(de.Key(), "."))
 		}
 		probs.addAt(line, key, "%s", strings.TrimPrefix(err.Error(), "toml: "))
 		return cfg, probs
@@ -107,6 +107,37 @@ func Decode(data []byte, name string) (Config, error) {
 	// In file order, so the list reads top to bottom next to the file.
 	sort.SliceStable(probs.List, func(i, j int) bool { return probs.List[i].Line < probs.List[j].Line })
 	return cfg, probs.orNil()
+}
+
+// qualifiedKeyAt returns the full dotted name of the key defined on line
+// whose name ends in key: go-toml names a key defined twice without its
+// table ("fan_out" for federation.gossip.fan_out). It returns key as it is
+// when the document does not parse or no such key starts on the line.
+func qualifiedKeyAt(data []byte, line int, key string) string {
+	if line == 0 || key == "" {
+		return key
+	}
+	lines := newLineTable(data)
+	var p unstable.Parser
+	p.Reset(data)
+	var table []string
+	for p.NextExpression() {
+		e := p.Expression()
+		switch e.Kind {
+		case unstable.Table, unstable.ArrayTable:
+			table = keyParts(e.Key())
+		case unstable.KeyValue:
+			first := e.Key()
+			if !first.Next() || lines.line(first.Node().Raw.Offset) != line {
+				continue
+			}
+			full := strings.Join(append(append([]string(nil), table...), keyParts(e.Key())...), ".")
+			if full == key || strings.HasSuffix(full, "."+key) {
+				return full
+			}
+		}
+	}
+	return key
 }
 
 // treeDecoder assigns a generic TOML tree to a struct whose fields carry

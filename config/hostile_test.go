@@ -223,3 +223,12 @@ func TestByteOrderMarkIsIgnored(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// A key defined twice is named in full, like every other problem.
+func TestDuplicateKeyIsNamedInFull(t *testing.T) {
+	_, err := Decode([]byte("[federation.gossip]\nfan_out = 1\nfan_out = 2\n"), "dup.toml")
+	var probs *Problems
+	if !errors.As(err, &probs) || len(probs.List) != 1 || probs.List[0].Key != "federation.gossip.fan_out" || probs.List[0].Line != 3 {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -29,7 +29,7 @@ type Config struct {
 	WarmupUpdates int
 	// RangeK is k in the Check 3 range median ± k·MAD, taken over the log
 	// of the group norms of the other nodes (MAD scaled by 1.4826 so that k
-	// reads as standard deviations for log-normal norms). Suggested 3.
+	// reads as standard deviations for log-normal norms). Default 4.
 	RangeK float64
 	// SybilSimilarity is the cosine above which two updates are linked for
 	// Sybil clustering. Seed value 0.99.

@@ -62,6 +62,25 @@ type KeyReader interface {
 	Key(msg []byte) (ReleaseKey, error)
 }
 
+// HolderHints is an optional Codec extension: an unsigned list of peers
+// known to hold a release, carried beside the hop count and rewritten by
+// every sender. A receiver does not relay to the peers listed, which cuts
+// the duplicate copies that blind relaying sends. Like the hop count it is
+// outside the signature: a Byzantine relay can list peers that do not hold
+// the release and so stop the copies passing through it from spreading
+// further, which it could do anyway by not relaying; the copies the source
+// and honest relays send are unaffected.
+type HolderHints interface {
+	// Hints reads the list (nil when there is none); errors wrap ErrMalformed.
+	Hints(msg []byte) ([]PeerID, error)
+	// WithHints returns msg carrying holders instead of its list.
+	WithHints(msg []byte, holders []PeerID) ([]byte, error)
+}
+
+// MaxHints bounds the holder list a sender writes, so the list stays small
+// next to the payload; the peers being sent to are listed first.
+const MaxHints = 32
+
 // Filter is the Byzantine check a received update passes before it is
 // stored (defense.Detector in the product). It returns an error wrapping
 // ErrByzantine for an update it refuses; it may learn from every update it

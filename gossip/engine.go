@@ -148,9 +148,54 @@ func (e *Engine) Offer(now time.Time, rel Release, to PeerID) []Outbound {
 		return nil
 	}
 	e.seen.addHolder(rel.Env.Digest, to)
+	msg := e.withHints(rel.Env.Digest, rel.Msg, []PeerID{to})
 	e.counters.DeltasSent++
-	e.counters.BytesSent += uint64(len(rel.Msg))
-	return []Outbound{{To: to, Proto: ProtoDelta, Msg: rel.Msg, Source: rel.Env.Source, Round: rel.Env.Round, Scope: rel.Env.Scope, Digest: rel.Env.Digest}}
+	e.counters.BytesSent += uint64(len(msg))
+	return []Outbound{{To: to, Proto: ProtoDelta, Msg: msg, Source: rel.Env.Source, Round: rel.Env.Round, Scope: rel.Env.Scope, Digest: rel.Env.Digest}}
+}
+
+// withHints writes the holder list into msg when the codec carries one:
+// the targets of this send first, then the other known holders.
+func (e *Engine) withHints(d Digest, msg []byte, targets []PeerID) []byte {
+	hh, ok := e.codec.(HolderHints)
+	if !ok {
+		return msg
+	}
+	list := append([]PeerID(nil), targets...)
+	for _, h := range e.seen.holderList(d) {
+		if len(list) >= MaxHints {
+			break
+		}
+		if !slices.Contains(targets, h) {
+			list = append(list, h)
+		}
+	}
+	if len(list) > MaxHints {
+		list = list[:MaxHints]
+	}
+	out, err := hh.WithHints(msg, list)
+	if err != nil {
+		return msg // the hint only saves bandwidth; the delta itself is fine
+	}
+	return out
+}
+
+// learnHints marks the peers a message's holder list names.
+func (e *Engine) learnHints(d Digest, msg []byte) {
+	hh, ok := e.codec.(HolderHints)
+	if !ok {
+		return
+	}
+	hints, err := hh.Hints(msg)
+	if err != nil {
+		return
+	}
+	for i, h := range hints {
+		if i >= MaxHints {
+			break
+		}
+		e.seen.addHolder(d, h)
+	}
 }
 
 // spread sends msg to fresh peers of the scope that are not known to hold it.
@@ -164,6 +209,13 @@ func (e *Engine) spread(now time.Time, env Envelope, msg []byte) []Outbound {
 		}
 	}
 	chosen := e.selector.Select(fresh, count, now, e.rng)
+	targets := make([]PeerID, len(chosen))
+	for i, p := range chosen {
+		targets[i] = p.ID
+	}
+	if len(targets) > 0 {
+		msg = e.withHints(env.Digest, msg, targets)
+	}
 	out := make([]Outbound, 0, len(chosen))
 	for _, p := range chosen {
 		e.seen.addHolder(env.Digest, p.ID)
@@ -224,6 +276,7 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 			}
 			if d, ok := e.seen.byKey[key]; ok && e.seen.has(d) {
 				e.seen.addHolder(d, from)
+				e.learnHints(d, msg)
 				return Inbound{From: from, Msg: msg, Env: Envelope{Source: key.Source, Round: key.Round, Scope: key.Scope, Digest: d}}, ErrDuplicate
 			}
 			verifiedKey = &key
@@ -255,6 +308,7 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 	}
 	if e.seen.has(env.Digest) {
 		e.seen.addHolder(env.Digest, from)
+		e.learnHints(env.Digest, msg)
 		return in, ErrDuplicate
 	}
 	if e.seen.equivocates(env) {
@@ -264,6 +318,7 @@ func (e *Engine) receive(from PeerID, msg []byte, pre *Inbound, w Window) (Inbou
 	// so that further copies cost no more than a duplicate check.
 	e.seen.record(env)
 	e.seen.addHolder(env.Digest, from)
+	e.learnHints(env.Digest, msg)
 	if pre == nil || pre.Env.Size == 0 {
 		in.Update, openErr = e.codec.Open(env)
 	}

@@ -313,3 +313,37 @@ func FuzzReceive(f *testing.F) {
 		}
 	})
 }
+
+func TestHolderHints(t *testing.T) {
+	f := newFixture(t, 3)
+	// src sent to me, a and b, and says so in the hint list.
+	msg, err := f.codecs["src"].WithHints(f.pack(t, "src", 5, public, 3, 1), []gossip.PeerID{"me", "a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := f.eng.Receive(t0, "src", msg, nil, window)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := f.eng.Admit(t0, in, nil)
+	targets := map[gossip.PeerID]bool{}
+	for _, o := range out {
+		targets[o.To] = true
+	}
+	// Fan-out 3 among c, d, e: the hinted a and b are left out.
+	if len(out) != 3 || !targets["c"] || !targets["d"] || !targets["e"] {
+		t.Fatalf("relayed to %v, want c, d and e", targets)
+	}
+	hints, err := f.codecs["me"].Hints(out[0].Msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []gossip.PeerID{"c", "d", "e", "src", "a", "b", "me"} {
+		if !slices.Contains(hints, want) {
+			t.Fatalf("relayed hint list %v lacks %s", hints, want)
+		}
+	}
+	if env, err := f.codecs["me"].Unpack(out[0].Msg); err != nil || env.Digest != in.Env.Digest {
+		t.Fatalf("hints broke the signed envelope: %v", err)
+	}
+}

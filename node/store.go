@@ -82,7 +82,7 @@ var ledgerKey = []byte("ledger")
 
 // LoadLedger and SaveLedger make the store a privacy.LedgerStore.
 func (s *Store) LoadLedger() ([]byte, bool, error) { return s.get(bucketLedger, ledgerKey) }
-func (s *Store) SaveLedger(data []byte) error     { return s.put(bucketLedger, ledgerKey, data) }
+func (s *Store) SaveLedger(data []byte) error      { return s.put(bucketLedger, ledgerKey, data) }
 
 // LoadStats and SaveStats make the store a defense.StatsStore: the
 // Byzantine detector's statistics per source node, as JSON.
@@ -233,3 +233,71 @@ func (s *Store) Rounds(from uint64) ([]RoundRecord, error) {
 // PutMeta and Meta keep small named values (genesis time, federation id).
 func (s *Store) PutMeta(key string, val []byte) error  { return s.put(bucketMeta, []byte(key), val) }
 func (s *Store) Meta(key string) ([]byte, bool, error) { return s.get(bucketMeta, []byte(key)) }
+
+// Batch is a set of writes committed in one transaction (one fsync): the
+// round loop persists everything a step produced at once, since a
+// transaction per record would cost the loop tens of milliseconds each.
+type Batch struct {
+	Peers       []gossip.PeerInfo
+	Reputations map[string]float64
+	Rounds      []RoundRecord
+	Meta        map[string][]byte
+	Stats       map[string]defense.NodeStats
+}
+
+// Empty reports whether the batch writes nothing.
+func (b *Batch) Empty() bool {
+	return len(b.Peers) == 0 && len(b.Reputations) == 0 && len(b.Rounds) == 0 && len(b.Meta) == 0 && len(b.Stats) == 0
+}
+
+// Commit writes the batch atomically.
+func (s *Store) Commit(b *Batch) error {
+	if b.Empty() {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		for _, p := range b.Peers {
+			buf, err := json.Marshal(p)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketPeers).Put([]byte(p.ID), buf); err != nil {
+				return err
+			}
+		}
+		for id, r := range b.Reputations {
+			if math.IsNaN(r) || math.IsInf(r, 0) {
+				return fmt.Errorf("reputation of peer %s is %v", id, r)
+			}
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], math.Float64bits(r))
+			if err := tx.Bucket(bucketReputation).Put([]byte(id), v[:]); err != nil {
+				return err
+			}
+		}
+		for _, r := range b.Rounds {
+			buf, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketRounds).Put(roundKey(r.Round, r.Scope), buf); err != nil {
+				return err
+			}
+		}
+		for k, v := range b.Meta {
+			if err := tx.Bucket(bucketMeta).Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		for node, st := range b.Stats {
+			buf, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketDetector).Put([]byte(node), buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

@@ -130,6 +130,10 @@ func TestLoadIdentityRejects(t *testing.T) {
 		{"wrong-pem-type", bytes.Replace(good, []byte("PRIVATE KEY"), []byte("PUBLIC KEY"), 2), 0o600, ErrKeyFileFormat},
 		{"truncated-der", []byte("-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2Vw\n-----END PRIVATE KEY-----\n"), 0o600, ErrKeyFileFormat},
 		{"ecdsa-key", ecdsaPKCS8, 0o600, ErrKeyFileFormat},
+		{"truncated-pem", good[:len(good)/2], 0o600, ErrKeyFileFormat},
+		{"cut-before-end-line", good[:len(good)-10], 0o600, ErrKeyFileFormat},
+		{"executable", good, 0o700, ErrKeyFilePermissions},
+		{"group-writable", good, 0o620, ErrKeyFilePermissions},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -145,6 +149,31 @@ func TestLoadIdentityRejects(t *testing.T) {
 	}
 	if _, err := LoadIdentity(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("missing file: err = %v", err)
+	}
+	// A symbolic link is judged by the file it points to: a 0600 link to a
+	// world-readable key is still a world-readable key.
+	target := writeFile(t, dir, "shared.key", good, 0o644)
+	link := filepath.Join(dir, "link.key")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIdentity(link); !errors.Is(err, ErrKeyFilePermissions) {
+		t.Fatalf("link to a 0644 key: err = %v", err)
+	}
+	sub := filepath.Join(dir, "a-directory")
+	if err := os.Mkdir(sub, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadIdentity(sub); !errors.Is(err, ErrKeyFileFormat) {
+		t.Fatalf("directory: err = %v", err)
+	}
+	// LoadOrCreateIdentity must not replace a key it cannot use.
+	bad := writeFile(t, dir, "bad-mode.key", good, 0o644)
+	if _, created, err := LoadOrCreateIdentity(bad); !errors.Is(err, ErrKeyFilePermissions) || created {
+		t.Fatalf("existing key with wrong mode: created=%v err=%v", created, err)
+	}
+	if after, _ := os.ReadFile(bad); !bytes.Equal(after, good) {
+		t.Fatal("LoadOrCreateIdentity overwrote an existing key")
 	}
 }
 

@@ -51,7 +51,9 @@ const codecMagic = "DAFsim1\x00"
 // product's wire+seal+compress stack with the same failure categories, so
 // scenario tests exercise every rejection path.
 //
-// Layout: magic(8) | hops(1) | len(body)(4) | body | sig(64), where body =
+// Layout: magic(8) | hops(1) | len(hints)(4) | hints | len(body)(4) | body |
+// sig(64); hints (unsigned, see gossip.HolderHints) is a count byte and
+// length-prefixed peer IDs; body =
 // source, round(8), tier(1), scope, payload (strings and payload prefixed by
 // a 4-byte length). Payload: per tensor, group, key, rank, dims, float32s
 // (little-endian), then samples as float64 and the kind (delta | adapter).
@@ -101,9 +103,10 @@ func (c *Codec) Pack(round uint64, scope gossip.Membership, hops int, u *adapter
 	body = append(body, byte(scope.Tier))
 	body = appendBytes(body, []byte(scope.Scope))
 	body = appendBytes(body, payload)
-	msg := make([]byte, 0, len(codecMagic)+5+len(body)+ed25519.SignatureSize)
+	msg := make([]byte, 0, len(codecMagic)+9+len(body)+ed25519.SignatureSize)
 	msg = append(msg, codecMagic...)
 	msg = append(msg, byte(hops))
+	msg = binary.LittleEndian.AppendUint32(msg, 0) // no hints
 	msg = binary.LittleEndian.AppendUint32(msg, uint32(len(body)))
 	msg = append(msg, body...)
 	return append(msg, ed25519.Sign(c.Priv, body)...), nil
@@ -111,6 +114,8 @@ func (c *Codec) Pack(round uint64, scope gossip.Membership, hops int, u *adapter
 
 type parsed struct {
 	hops    int
+	hints   []byte // raw hint section
+	rest    []byte // len(body) | body | sig
 	body    []byte
 	sig     []byte
 	source  gossip.PeerID
@@ -123,12 +128,19 @@ func parse(msg []byte) (parsed, error) {
 	if len(msg) > MaxMessage {
 		return parsed{}, fmt.Errorf("%w: %d bytes, limit %d", gossip.ErrTooLarge, len(msg), MaxMessage)
 	}
-	head := len(codecMagic) + 5
-	if len(msg) < head+ed25519.SignatureSize || string(msg[:len(codecMagic)]) != codecMagic {
+	fixed := len(codecMagic) + 9
+	if len(msg) < fixed+ed25519.SignatureSize || string(msg[:len(codecMagic)]) != codecMagic {
 		return parsed{}, fmt.Errorf("%w: not a simulator envelope (%d bytes)", gossip.ErrMalformed, len(msg))
 	}
 	p := parsed{hops: int(msg[len(codecMagic)])}
-	n := int(binary.LittleEndian.Uint32(msg[len(codecMagic)+1:]))
+	h := binary.LittleEndian.Uint32(msg[len(codecMagic)+1:])
+	if uint64(h) > uint64(len(msg)-fixed-ed25519.SignatureSize) {
+		return parsed{}, fmt.Errorf("%w: hint section of %d bytes in a %d-byte message", gossip.ErrMalformed, h, len(msg))
+	}
+	head := len(codecMagic) + 5 + int(h)
+	p.hints, p.rest = msg[len(codecMagic)+5:head], msg[head:]
+	head += 4
+	n := int(binary.LittleEndian.Uint32(msg[head-4:]))
 	if n != len(msg)-head-ed25519.SignatureSize {
 		return parsed{}, fmt.Errorf("%w: body length %d does not match message size %d", gossip.ErrMalformed, n, len(msg))
 	}
@@ -214,6 +226,52 @@ func (c *Codec) WithHops(msg []byte, hops int) ([]byte, error) {
 	out := slices.Clone(msg)
 	out[len(codecMagic)] = byte(hops)
 	return out, nil
+}
+
+// Hints implements gossip.HolderHints.
+func (c *Codec) Hints(msg []byte) ([]gossip.PeerID, error) {
+	p, err := parse(msg)
+	if err != nil || len(p.hints) == 0 {
+		return nil, err
+	}
+	n := int(p.hints[0])
+	b := p.hints[1:]
+	out := make([]gossip.PeerID, 0, min(n, gossip.MaxHints))
+	for range n {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return nil, fmt.Errorf("%w: hint list", gossip.ErrMalformed)
+		}
+		out = append(out, gossip.PeerID(b[1:1+int(b[0])]))
+		b = b[1+int(b[0]):]
+	}
+	if len(b) != 0 {
+		return nil, fmt.Errorf("%w: %d bytes after the hint list", gossip.ErrMalformed, len(b))
+	}
+	return out, nil
+}
+
+// WithHints implements gossip.HolderHints.
+func (c *Codec) WithHints(msg []byte, holders []gossip.PeerID) ([]byte, error) {
+	p, err := parse(msg)
+	if err != nil {
+		return nil, err
+	}
+	if len(holders) > 255 {
+		holders = holders[:255]
+	}
+	hints := []byte{byte(len(holders))}
+	for _, h := range holders {
+		if len(h) > 255 {
+			return nil, fmt.Errorf("%w: peer ID of %d bytes in a hint", gossip.ErrMalformed, len(h))
+		}
+		hints = append(hints, byte(len(h)))
+		hints = append(hints, h...)
+	}
+	out := make([]byte, 0, len(codecMagic)+5+len(hints)+len(p.rest))
+	out = append(out, msg[:len(codecMagic)+1]...)
+	out = binary.LittleEndian.AppendUint32(out, uint32(len(hints)))
+	out = append(out, hints...)
+	return append(out, p.rest...), nil
 }
 
 func appendBytes(b, v []byte) []byte {

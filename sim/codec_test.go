@@ -51,7 +51,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 		// Any change to the signed body is caught.
 		bad := append([]byte(nil), msg...)
-		bad[len(codecMagic)+5+10] ^= 1
+		bad[len(codecMagic)+9+10] ^= 1
 		if _, err := c.Unpack(bad); !errors.Is(err, gossip.ErrSignature) && !errors.Is(err, gossip.ErrMalformed) {
 			t.Fatalf("flipped body bit: err = %v", err)
 		}
@@ -67,6 +67,8 @@ func FuzzCodecUnpack(f *testing.F) {
 	for _, scope := range []gossip.Membership{{Tier: privacy.Public}, {Tier: privacy.Tenant, Scope: "acme"}} {
 		msg, _ := c.Pack(1, scope, 2, u)
 		f.Add(msg)
+		hinted, _ := c.WithHints(msg, []gossip.PeerID{"a", "bb"})
+		f.Add(hinted)
 	}
 	f.Add([]byte(codecMagic))
 	f.Fuzz(func(t *testing.T, msg []byte) {
@@ -79,6 +81,19 @@ func FuzzCodecUnpack(f *testing.F) {
 		}
 		if _, err := c.Open(env); err != nil && !errors.Is(err, gossip.ErrMalformed) && !errors.Is(err, gossip.ErrSeal) {
 			t.Fatalf("uncategorised open error %v", err)
+		}
+		hints, err := c.Hints(msg)
+		if err != nil && !errors.Is(err, gossip.ErrMalformed) {
+			t.Fatalf("uncategorised hint error %v", err)
+		}
+		if err == nil {
+			again, err := c.WithHints(msg, hints)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if env2, err := c.Unpack(again); err != nil || env2.Digest != env.Digest {
+				t.Fatalf("rewriting the hints broke the envelope: %v", err)
+			}
 		}
 	})
 }

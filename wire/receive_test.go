@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"testing"
 
@@ -36,6 +37,15 @@ func TestReplaysRejected(t *testing.T) {
 	}
 	if _, err := receive(g, b, 31); !errors.Is(err, ErrReplay) {
 		t.Fatalf("next round, still in window: err = %v", err)
+	}
+	// A relay may change the hop count without re-signing; that does not
+	// make a copy new.
+	for _, hops := range []byte{0, 1, 7, 255} {
+		c := bytes.Clone(b)
+		c[HopsOffset] = hops
+		if _, err := receive(g, c, 31); !errors.Is(err, ErrReplay) {
+			t.Fatalf("copy with hop count %d: err = %v", hops, err)
+		}
 	}
 	if _, err := receive(g, b, 40); !errors.Is(err, ErrRoundOutOfWindow) {
 		t.Fatalf("ten rounds later: err = %v", err)
