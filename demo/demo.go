@@ -33,6 +33,7 @@ type Options struct {
 	RoundInterval time.Duration
 
 	Progress io.Writer // human progress lines; nil = silent
+	Verbose  bool      // also log every node's rounds
 }
 
 // AllArms is every arm the demo knows, in run order.
@@ -110,6 +111,7 @@ type setup struct {
 	global  []byte
 	groups  []string
 	logf    func(format string, args ...any)
+	debugf  func(format string, args ...any)
 	evalMu  sync.Mutex
 	started time.Time
 }
@@ -124,6 +126,10 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "[%5.1fs] "+format+"\n", append([]any{time.Since(s.started).Seconds()}, args...)...)
 		}
+	}
+	s.debugf = func(string, ...any) {}
+	if opts.Verbose {
+		s.debugf = s.logf
 	}
 	var err error
 	if len(opts.Data) > 0 {

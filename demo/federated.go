@@ -92,13 +92,6 @@ func (s *setup) trainFederated(ctx context.Context, arm string, seed uint64) (fe
 		eps     = make([]float64, n)
 	)
 	nodes := make([]*node.Node, n)
-	defer func() {
-		for _, nd := range nodes {
-			if nd != nil {
-				nd.Close()
-			}
-		}
-	}()
 	var bootstrap []string
 	for i := range nodes {
 		i := i
@@ -121,6 +114,11 @@ func (s *setup) trainFederated(ctx context.Context, arm string, seed uint64) (fe
 				if sum.Completed && sum.Adapter != nil {
 					byRound[i][sum.Round] = sum.Adapter
 				}
+				if sum.Completed {
+					s.debugf("  %s node %d round %d: aggregated %d updates", arm, i, sum.Round, len(sum.Participants))
+				} else {
+					s.debugf("  %s node %d round %d skipped: %s %s", arm, i, sum.Round, sum.SkipReason, sum.Detail)
+				}
 			},
 		})
 		if err != nil {
@@ -130,13 +128,17 @@ func (s *setup) trainFederated(ctx context.Context, arm string, seed uint64) (fe
 		bootstrap = append(bootstrap, nd.Addrs()...)
 	}
 
+	// Run owns a node's host and store and closes them when it returns;
+	// wait for every node to stop before the next arm starts.
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	errs := make(chan error, n)
+	var running sync.WaitGroup
 	for _, nd := range nodes {
 		nd := nd
-		go func() { errs <- nd.Run(runCtx) }()
+		running.Add(1)
+		go func() { defer running.Done(); errs <- nd.Run(runCtx) }()
 	}
+	defer func() { cancel(); running.Wait() }()
 	deadline := time.Now().Add(time.Until(genesis) + time.Duration(s.opts.Rounds+2)*interval + 30*time.Second)
 	for {
 		mu.Lock()

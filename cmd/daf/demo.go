@@ -56,6 +56,7 @@ PNG plots of loss per round.`,
 	f.StringSliceVar(&opts.Data, "data", nil, "text file or directory per node (repeat or comma-separate; default: texts shipped with Go)")
 	f.BoolVar(&opts.Quick, "quick", false, "small smoke run (about a minute)")
 	f.StringSliceVar(&opts.Arms, "arms", nil, "arms to run (default all: local,central,fedavg,daf,daf_dp)")
+	f.BoolVar(&opts.Verbose, "verbose", false, "log every node's rounds")
 	f.BoolVar(&asJSON, "json", false, "print the results as one JSON object")
 	rootCmd.AddCommand(cmd)
 }
