@@ -15,7 +15,8 @@ import "math"
 const orderBlock = 64
 
 // clampBlock sizes the per-element state of the streaming k = 1 kernel
-// (four float32 arrays) so that state and one input's slice fit in L1.
+// (four float32 arrays and a float64 sum) so that state and one input's
+// slice fit in L1.
 const clampBlock = 1024
 
 // orderScratch is a worker's private buffer for the transposing kernels.
@@ -41,11 +42,14 @@ func meanKernel(dst []float32, xs [][]float32) {
 // any n ≥ 3. Pass one tracks, per element, the two smallest and two largest
 // values with branch-free min/max; pass two sums every value clamped to
 // [second smallest, second largest]: the kept values pass unchanged and the
-// two cut ones become the ends, which are subtracted again.
+// two cut ones become the ends, which are subtracted again. The sum is
+// kept in float64: n values near 3e38 overflow float32 even though their
+// mean does not.
 func trimOneKernel(dst []float32, xs [][]float32) {
 	var lo1, lo2, hi1, hi2 [clampBlock]float32
+	var acc [clampBlock]float64
 	n := len(xs)
-	inv := 1 / float32(n-2)
+	inv := 1 / float64(n-2)
 	for b := 0; b < len(dst); b += clampBlock {
 		e := min(b+clampBlock, len(dst))
 		m := e - b
@@ -67,20 +71,21 @@ func trimOneKernel(dst []float32, xs [][]float32) {
 				h1[j] = max(h1[j], v)
 			}
 		}
-		d := dst[b:e]
-		d = d[:m]
-		for j := range d {
-			d[j] = 0
+		a := acc[:m]
+		for j := range a {
+			a[j] = 0
 		}
 		for i := 0; i < n; i++ {
 			x := xs[i][b:e]
 			x = x[:m]
 			for j, v := range x {
-				d[j] += min(max(v, l2[j]), h2[j])
+				a[j] += float64(min(max(v, l2[j]), h2[j]))
 			}
 		}
+		d := dst[b:e]
+		d = d[:m]
 		for j := range d {
-			d[j] = (d[j] - l2[j] - h2[j]) * inv
+			d[j] = float32((a[j] - float64(l2[j]) - float64(h2[j])) * inv)
 		}
 	}
 }
@@ -188,7 +193,7 @@ func trimFiveKernel(dst []float32, xs [][]float32) {
 		a, c = min(a, c), max(a, c)
 		b, d = min(b, d), max(b, d)
 		b, c = min(b, c), max(b, c)
-		dst[j] = (fromKey(b) + fromKey(c) + fromKey(d)) * (1.0 / 3)
+		dst[j] = float32((float64(fromKey(b)) + float64(fromKey(c)) + float64(fromKey(d))) * (1.0 / 3))
 	}
 }
 

@@ -2,7 +2,9 @@ package aggregate
 
 import (
 	"errors"
+	"fmt"
 	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -298,5 +300,53 @@ func TestGeometricMedianFarAttacker(t *testing.T) {
 				t.Errorf("case %d: element %d = %v, want %v ± %v", i, j, v, c.want[j], c.tol)
 			}
 		}
+	}
+}
+
+// Values near the float32 limit whose kept mean is finite must give that
+// mean: the kernels may not sum the kept values in float32, where three
+// values of 3e38 already overflow. Every order kernel is reached: n = 3…8
+// with k = 0, 1, 2 cut per side, and the median.
+func TestOrderKernelsNearFloat32Max(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const dim = 70 // more than orderBlock, so the block loops run twice
+	for n := 1; n <= 8; n++ {
+		xs := make([][]float32, n)
+		xs64 := make([][]float64, n)
+		for i := range xs {
+			xs[i] = make([]float32, dim)
+			xs64[i] = make([]float64, dim)
+			for j := range xs[i] {
+				v := float32(2e38 + rng.Float64()*1.4e38)
+				if j%2 == 1 {
+					v = -v
+				}
+				xs[i][j], xs64[i][j] = v, float64(v)
+			}
+		}
+		check := func(what string, got []float32, want []float64) {
+			for j, v := range got {
+				if e := math.Abs(float64(v)-want[j]) / math.Abs(want[j]); !(e <= 1e-6) {
+					t.Fatalf("n=%d %s: element %d = %v, want %v", n, what, j, v, want[j])
+				}
+			}
+		}
+		for k := 0; 2*k < n && k <= 2; k++ {
+			beta := (float64(k) + 0.5) / float64(n)
+			kern, err := coordinateKernel(strategies["trimmed_mean"], "g", n, Options{TrimFraction: beta})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := make([]float32, dim)
+			kern(got, xs, &orderScratch{})
+			check(fmt.Sprintf("trimmed mean k=%d", k), got, slowTrimmedMean(xs64, beta))
+		}
+		kern, err := coordinateKernel(strategies["median"], "g", n, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := make([]float32, dim)
+		kern(got, xs, &orderScratch{})
+		check("median", got, slowMedian(xs64))
 	}
 }
