@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"sort"
 	"strings"
@@ -76,7 +77,12 @@ files (daf.kind=adapter), or deltas with --base.`,
 		Example: "  daf aggregate --strategy trimmed_mean --trim-fraction 0.2 -o agg.safetensors n1.safetensors n2.safetensors n3.safetensors\n" +
 			"  daf aggregate --strategy daf --config federation.toml -o agg.safetensors updates/*.safetensors --json\n" +
 			"  daf aggregate --strategy weighted_average --lora-mode svd --rank 8 -o merged.safetensors ./adapter1 ./adapter2",
-		Args: cobra.MinimumNArgs(1),
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return badInputf("no inputs: give at least one IN.safetensors or PEFT adapter directory")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runAggregate(cmd, f, args)
 		},
@@ -116,6 +122,9 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 	}
 	opts := aggregate.Options{Temperature: f.temperature, Task: f.task, Rank: f.rank, TrimFraction: cfg.Federation.DAF.TrimFraction}
 	if cmd.Flags().Changed("trim-fraction") {
+		if !(f.trimFraction >= 0 && f.trimFraction < 0.5) {
+			return badInputf("--trim-fraction %v: want a fraction in [0, 0.5)", f.trimFraction)
+		}
 		opts.TrimFraction = f.trimFraction
 	}
 	var err error
@@ -134,8 +143,8 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 	if f.krumF < -1 {
 		return badInputf("--krum-f %d: want a count ≥ 0, or -1 for the largest f the inputs allow", f.krumF)
 	}
-	if !(f.temperature > 0) {
-		return badInputf("--temperature %v: want a number > 0", f.temperature)
+	if !(f.temperature > 0) || math.IsInf(f.temperature, 1) {
+		return badInputf("--temperature %v: want a finite number > 0", f.temperature)
 	}
 
 	updates, err := readUpdates(inputs, f.base)

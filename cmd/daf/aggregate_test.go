@@ -77,6 +77,10 @@ func TestAggregateCommandErrors(t *testing.T) {
 		{[]string{"--strategy", "daf", "-o", out, a, b}, "min_nodes_for_aggregation is 3"},
 		{[]string{"--strategy", "median", "-o", out, filepath.Join(dir, "missing.safetensors")}, "missing.safetensors"},
 		{[]string{"--strategy", "median", "--config", filepath.Join(dir, "none.toml"), "-o", out, a}, "--config"},
+		{[]string{"--strategy", "quality_weighted", "--temperature", "inf", "-o", out, a, b}, "--temperature"},
+		{[]string{"--strategy", "median", "-o", out}, "IN.safetensors"},
+		{[]string{"--strategy", "median", "--trim-fraction", "0.5", "-o", out, a, b}, "--trim-fraction"},
+		{[]string{"--strategy", "krum", "--krum-f", "1", "-o", out, a, b}, "n > 2f+2"},
 	}
 	for _, c := range cases {
 		var stderr string
