@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
@@ -261,6 +262,12 @@ func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Upda
 	u, err := adapter.ReadFile(in)
 	if err != nil {
 		return nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
+	}
+	if u.Meta.Node == "" {
+		// An aggregate carries an empty daf.node; name it by its file, as
+		// the reader does for a file without the key, so that errors and
+		// the contributor list say which input is meant.
+		u.Meta.Node = strings.TrimSuffix(filepath.Base(filepath.Clean(in)), ".safetensors")
 	}
 	if base != nil && u.Meta.Kind == adapter.KindDelta {
 		if u, err = aggregate.WithBase(u, base); err != nil {

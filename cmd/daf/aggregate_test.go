@@ -53,6 +53,14 @@ func TestAggregateCommand(t *testing.T) {
 		t.Fatalf("metadata %v", got.Meta.Extra)
 	}
 
+	// An aggregate (daf.node empty) fed back in is named by its file, as a
+	// file without daf.node is.
+	again := filepath.Join(dir, "again.safetensors")
+	code, stdout = runCLI(t, "aggregate", "--strategy", "median", "-o", again, out, a, "--json")
+	if err := json.Unmarshal([]byte(stdout), &s); code != exitOK || err != nil || strings.Join(s.Nodes, ",") != "agg,a" {
+		t.Fatalf("re-aggregating the output: exit %d, nodes %v (%v)", code, s.Nodes, err)
+	}
+
 	code, _ = runCLI(t, "aggregate", "--strategy", "weighted_average", "-o", out, a, b, c)
 	if got, _ = adapter.ReadFile(out); code != exitOK || got.Get("fine", "m.weight").Data[0] != (0.5+2+2)/4 {
 		t.Fatalf("weighted_average: exit %d, %v", code, got.Get("fine", "m.weight").Data)
