@@ -83,7 +83,9 @@ func aggregateGroups(updates []*adapter.Update, strategyOf func(group string) st
 		rep.Contributors[g] = len(byGroup[g])
 		rep.Strategies[g] = strategyOf(g)
 	}
-	if len(updates) == 1 {
+	// One update is its own aggregate, except that svd mode still
+	// re-factorises it to the rank asked for.
+	if len(updates) == 1 && opts.LoRAMode != SVD {
 		for g, ts := range updates[0].Groups {
 			for k, t := range ts {
 				out.Set(g, k, t.Clone())

@@ -273,3 +273,31 @@ func contains(err error, sentinel error, parts ...string) bool {
 	}
 	return true
 }
+
+// svd mode with one update still re-factorises it to the rank asked for:
+// n = 1 is that update, then truncated, with the truncation reported.
+func TestSVDModeSingleUpdate(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	u := loraUpdate("solo", 4, 8, rng)
+	want := denseVector(u, "domain")
+	for _, s := range Strategies() {
+		got, rep, err := AggregateReport(s, []*adapter.Update{u}, Options{LoRAMode: SVD, Rank: 2})
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		e := relErr(denseVector(got, "domain"), want)
+		// denseVector also holds the plain tensors, which svd leaves exact,
+		// so the measured error is a little below the reported one.
+		if got.Meta.Rank != 2 || !(e > 0.01) || !(rep.SVDRelError >= e) || rep.SVDRelError > 1.5*e {
+			t.Fatalf("%s: rank %d, error %.3g, reported %.3g; want rank 2 and the error reported", s, got.Meta.Rank, e, rep.SVDRelError)
+		}
+		// At the update's own rank the product is unchanged.
+		got, rep, err = AggregateReport(s, []*adapter.Update{u}, Options{LoRAMode: SVD})
+		if err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+		if e := relErr(denseVector(got, "domain"), want); got.Meta.Rank != 4 || e > 1e-5 || rep.SVDRelError > 1e-5 {
+			t.Fatalf("%s own rank: rank %d, error %.3g, reported %.3g", s, got.Meta.Rank, e, rep.SVDRelError)
+		}
+	}
+}
