@@ -41,9 +41,41 @@ func checkUpdates(updates []*adapter.Update, workers int) error {
 			}
 		}
 	}
+	if err := checkGroupRanges(updates); err != nil {
+		return err
+	}
 	if bad := firstNonFinite(updates, workers); bad >= 0 {
 		u := updates[bad]
 		return fmt.Errorf("node %q rejected: %w", nodeName(u, bad), u.CheckFinite())
+	}
+	return nil
+}
+
+// checkGroupRanges refuses to mix updates whose group of one name covers
+// different timesteps (daf.groups): they adapt the model to different
+// noise levels. A group without a range (a plain PEFT adapter's "all") is
+// not compared.
+func checkGroupRanges(updates []*adapter.Update) error {
+	type owner struct {
+		r    adapter.GroupRange
+		node string
+	}
+	first := map[string]owner{}
+	for i, u := range updates {
+		for _, r := range u.Meta.Groups {
+			if u.Groups[r.Name] == nil {
+				continue
+			}
+			o, seen := first[r.Name]
+			if !seen {
+				first[r.Name] = owner{r, nodeName(u, i)}
+				continue
+			}
+			if o.r.Start != r.Start || o.r.End != r.End {
+				return fmt.Errorf("%w: group %s: node %q covers timesteps [%d, %d) but node %q covers [%d, %d)", ErrMismatch,
+					r.Name, nodeName(u, i), r.Start, r.End, o.node, o.r.Start, o.r.End)
+			}
+		}
 	}
 	return nil
 }

@@ -350,3 +350,21 @@ func TestOrderKernelsNearFloat32Max(t *testing.T) {
 		check("median", got, slowMedian(xs64))
 	}
 }
+
+// Updates whose group of one name covers different timesteps were trained
+// on different things; averaging them is refused, naming both ranges.
+func TestMismatchedGroupRanges(t *testing.T) {
+	a, b := vecUpdate("a", 1, 1), vecUpdate("b", 1, 2)
+	a.Meta.Groups = []adapter.GroupRange{{Name: "g", Start: 600, End: 1000}}
+	b.Meta.Groups = []adapter.GroupRange{{Name: "g", Start: 700, End: 1000}}
+	for _, s := range []string{"weighted_average", "median"} {
+		_, err := Aggregate(s, []*adapter.Update{a, b}, Options{})
+		if !contains(err, ErrMismatch, "group g", `"b"`, "[700, 1000)", `"a"`, "[600, 1000)") {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	b.Meta.Groups[0].Start = 600
+	if _, err := Aggregate("median", []*adapter.Update{a, b}, Options{}); err != nil {
+		t.Fatalf("same ranges: %v", err)
+	}
+}
