@@ -86,6 +86,13 @@ func aggregateGroups(updates []*adapter.Update, strategyOf func(group string) st
 	// One update is its own aggregate, except that svd mode still
 	// re-factorises it to the rank asked for.
 	if len(updates) == 1 && opts.LoRAMode != SVD {
+		if product {
+			for _, g := range names {
+				if _, _, err := splitModules(g, updates[0].Keys(g)); err != nil {
+					return nil, nil, err
+				}
+			}
+		}
 		for g, ts := range updates[0].Groups {
 			for k, t := range ts {
 				out.Set(g, k, t.Clone())

@@ -301,3 +301,19 @@ func TestSVDModeSingleUpdate(t *testing.T) {
 		}
 	}
 }
+
+// A module missing one half is refused in the product modes also when it
+// is the only update (n = 1 is otherwise returned as it is).
+func TestProductModeSingleUpdateNeedsPairs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	u := loraUpdate("solo", 4, 8, rng)
+	delete(u.Groups["domain"], modA)
+	for _, mode := range []LoRAMode{Exact, SVD} {
+		if _, err := Aggregate("weighted_average", []*adapter.Update{u}, Options{LoRAMode: mode}); !contains(err, ErrNeedFactors, "group domain", "lora_A") {
+			t.Fatalf("%s: %v", mode, err)
+		}
+	}
+	if _, err := Aggregate("weighted_average", []*adapter.Update{u}, Options{}); err != nil {
+		t.Fatalf("factor mode needs no pairs: %v", err)
+	}
+}
