@@ -150,7 +150,7 @@ func krumCoefficients(p *population, opts Options) ([]float64, error) {
 	if p.n() == 1 {
 		return []float64{1}, nil
 	}
-	scores, err := krumScores(p, opts.KrumF)
+	scores, err := krumScores(p, opts.krumF(p.n()))
 	if err != nil {
 		return nil, err
 	}
@@ -163,13 +163,13 @@ func multiKrumCoefficients(p *population, opts Options) ([]float64, error) {
 	if p.n() == 1 {
 		return []float64{1}, nil
 	}
-	scores, err := krumScores(p, opts.KrumF)
+	scores, err := krumScores(p, opts.krumF(p.n()))
 	if err != nil {
 		return nil, err
 	}
 	m := opts.MultiKrumM
 	if m == 0 {
-		m = p.n() - opts.KrumF
+		m = p.n() - opts.krumF(p.n())
 	}
 	if m > p.n() {
 		return nil, fmt.Errorf("%w: multi_krum m = %d exceeds the %d updates of group %s", ErrBadOption, m, p.n(), p.group)

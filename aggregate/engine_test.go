@@ -196,3 +196,30 @@ func TestConfigNamesEveryStrategy(t *testing.T) {
 		t.Fatalf("config strategies %v, aggregate strategies %v", names, Strategies())
 	}
 }
+
+// KrumFAuto takes the largest f each group's own count allows: after
+// max_nodes_per_round keeps 3 of 7, krum runs with f = 0, not with the f
+// that 7 updates would allow.
+func TestEngineKrumFAutoPerGroup(t *testing.T) {
+	cfg := EngineConfigFromConfig(config.Default())
+	cfg.Groups[2].Strategy = "krum"
+	cfg.MaxNodes, cfg.MinNodes = 3, 2
+	cfg.Options.KrumF = KrumFAuto
+	e, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var us []*adapter.Update
+	for i := 0; i < 7; i++ {
+		us = append(us, talora(string(rune('a'+i)), 1, 1, 1, float32(i*i), 9))
+	}
+	if _, err := e.Aggregate(us); err != nil {
+		t.Fatalf("krum after max_nodes_per_round: %v", err)
+	}
+	// Seven updates (0, 1, 4, …, 36) allow f = 2: scored over the 3 nearest,
+	// 4 wins (9 would win with f = 0, over the 5 nearest).
+	got, err := Aggregate("krum", us, Options{KrumF: KrumFAuto})
+	if err != nil || got.Get("fine", "w").Data[0] != 4 {
+		t.Fatalf("krum auto f of 7: %v, %v", got, err)
+	}
+}

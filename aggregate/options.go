@@ -90,7 +90,9 @@ type Options struct {
 	TrimFraction float64
 	// Temperature of the quality_weighted and learned_attention softmax; 0 = 1.
 	Temperature float64
-	// KrumF is the number of Byzantine updates krum and multi_krum assume.
+	// KrumF is the number of Byzantine updates krum and multi_krum assume;
+	// KrumFAuto takes, per group, the largest f its count n allows
+	// (n > 2f+2), so a group thinned by max_nodes_per_round still runs.
 	KrumF int
 	// MultiKrumM is how many updates multi_krum averages; 0 = n − KrumF.
 	MultiKrumM int
@@ -157,6 +159,17 @@ func (o Options) composite() CompositeWeights {
 	return o.Composite
 }
 
+// KrumFAuto as Options.KrumF: the largest f each group's count allows.
+const KrumFAuto = -1
+
+// krumF is the f used for a group of n updates.
+func (o Options) krumF(n int) int {
+	if o.KrumF == KrumFAuto {
+		return max(0, (n-3)/2)
+	}
+	return o.KrumF
+}
+
 func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 // Validate reports the first option out of range, naming it.
@@ -166,7 +179,7 @@ func (o Options) Validate() error {
 		return fmt.Errorf("%w: trim_fraction %v not in [0, 0.5)", ErrBadOption, o.TrimFraction)
 	case !finite(o.Temperature) || o.Temperature < 0:
 		return fmt.Errorf("%w: temperature %v must be a positive number", ErrBadOption, o.Temperature)
-	case o.KrumF < 0:
+	case o.KrumF < KrumFAuto:
 		return fmt.Errorf("%w: krum f %d is negative", ErrBadOption, o.KrumF)
 	case o.MultiKrumM < 0:
 		return fmt.Errorf("%w: multi_krum m %d is negative", ErrBadOption, o.MultiKrumM)

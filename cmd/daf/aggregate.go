@@ -92,7 +92,7 @@ files (daf.kind=adapter), or deltas with --base.`,
 	fl.StringVar(&f.strategy, "strategy", "", "aggregation strategy (daf or a strategy name; required)")
 	fl.StringVar(&f.configFile, "config", "", "federation.toml for daf's per-group strategies, node bounds and trim_fraction")
 	fl.Float64Var(&f.trimFraction, "trim-fraction", 0.1, "trimmed_mean: fraction cut from each side (default: the config's trim_fraction)")
-	fl.IntVar(&f.krumF, "krum-f", -1, "krum/multi_krum: assumed Byzantine count (-1: the largest f with n > 2f+2)")
+	fl.IntVar(&f.krumF, "krum-f", -1, "krum/multi_krum: assumed Byzantine count (-1: per group, the largest f with n > 2f+2)")
 	fl.Float64Var(&f.temperature, "temperature", 1, "quality_weighted/learned_attention softmax temperature")
 	fl.StringVar(&f.metric, "metric", "perplexity_improvement", "quality_weighted metric: perplexity_improvement, task_accuracy or composite")
 	fl.StringVar(&f.task, "task", "", "task whose accuracy task_accuracy/composite use (default: the mean over reported tasks)")
@@ -155,9 +155,11 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 	summary := aggregateSummary{Output: f.out, Strategy: f.strategy, LoRAMode: opts.LoRAMode.String(), Inputs: len(updates),
 		TrimFraction: opts.TrimFraction}
 	if strings.Contains(f.strategy, "krum") || f.strategy == aggregate.EngineStrategy {
+		// -1 is resolved per group from the updates that group really
+		// gets (after max_nodes_per_round), not from the number of files.
 		opts.KrumF = f.krumF
 		if f.krumF < 0 {
-			opts.KrumF = max(0, (len(updates)-3)/2)
+			opts.KrumF = aggregate.KrumFAuto
 		}
 		summary.KrumF = &opts.KrumF
 	}

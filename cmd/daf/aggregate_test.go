@@ -67,6 +67,30 @@ func TestAggregateCommand(t *testing.T) {
 	}
 }
 
+// The automatic krum f follows the updates a group keeps: with
+// max_nodes_per_round = 3 of 7 files, krum runs with f = 0.
+func TestAggregateCommandKrumAfterMaxNodes(t *testing.T) {
+	dir := t.TempDir()
+	toml, err := os.ReadFile("../../federation.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := strings.Replace(strings.Replace(string(toml), "max_nodes_per_round = 50", "max_nodes_per_round = 3", 1),
+		`fine_strategy = "trimmed_mean"`, `fine_strategy = "krum"`, 1)
+	cfg := filepath.Join(dir, "federation.toml")
+	if err := os.WriteFile(cfg, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ins []string
+	for i := 0; i < 7; i++ {
+		ins = append(ins, writeUpdate(t, dir, string(rune('a'+i)), 1, float32(i)))
+	}
+	args := append([]string{"aggregate", "--strategy", "daf", "--config", cfg, "-o", filepath.Join(dir, "o.safetensors")}, ins...)
+	if code, out := runCLI(t, args...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+}
+
 func TestAggregateCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	a := writeUpdate(t, dir, "a", 0, 1)
