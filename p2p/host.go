@@ -138,17 +138,17 @@ func New(cfg Config) (*Host, error) {
 	}
 	boot := make([]peer.AddrInfo, 0, len(cfg.Bootstrap))
 	for _, s := range cfg.Bootstrap {
-		ai, err := peer.AddrInfoFromString(s)
+		ai, err := ParseBootstrap(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bootstrap %q: %v", ErrBadAddr, s, err)
+			return nil, fmt.Errorf("bootstrap %q: %w", s, err)
 		}
-		boot = append(boot, *ai)
+		boot = append(boot, ai)
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.Listen))
 	for _, s := range cfg.Listen {
-		a, err := ma.NewMultiaddr(s)
+		a, err := ParseListen(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: listen %q: %v", ErrBadAddr, s, err)
+			return nil, fmt.Errorf("listen %q: %w", s, err)
 		}
 		listen = append(listen, a)
 	}

@@ -19,6 +19,8 @@ import (
 	"github.com/dafnet/daf/config"
 	"github.com/dafnet/daf/dlm"
 	"github.com/dafnet/daf/node"
+	"github.com/dafnet/daf/p2p"
+	"github.com/dafnet/daf/seal"
 	"github.com/spf13/cobra"
 )
 
@@ -54,6 +56,9 @@ program through files (docs/TRAINER.md).`,
 			case trainData != "" && trainerDir != "":
 				return badInputf("--train-data and --trainer-dir: choose one trainer")
 			}
+			if err := checkNodePaths(dataDir, listen, bootstrap); err != nil {
+				return err
+			}
 			logger, err := newLogger(logFormat, logLevel)
 			if err != nil {
 				return badInput(err)
@@ -80,7 +85,7 @@ program through files (docs/TRAINER.md).`,
 				Genesis: gen, FederationID: federationID, Logger: logger,
 			})
 			if err != nil {
-				if errors.Is(err, node.ErrConfig) {
+				if errors.Is(err, node.ErrConfig) || errors.Is(err, seal.ErrKeyFilePermissions) || errors.Is(err, seal.ErrKeyFileFormat) {
 					return badInput(err)
 				}
 				return err
@@ -119,6 +124,26 @@ program through files (docs/TRAINER.md).`,
 	f.StringVar(&genesis, "genesis", "", "start of round 0 as RFC 3339 or Unix seconds (default the Unix epoch); the same on every node")
 	f.StringVar(&federationID, "federation-id", "daf", "federation id signed into every envelope; nodes of another id are refused")
 	rootCmd.AddCommand(cmd)
+}
+
+// checkNodePaths rejects the flags that name a place (data directory,
+// addresses) before anything is created or opened, so each mistake is a
+// usage error naming its flag.
+func checkNodePaths(dataDir string, listen, bootstrap []string) error {
+	if fi, err := os.Stat(dataDir); err == nil && !fi.IsDir() {
+		return badInputf("--data-dir %s: not a directory", dataDir)
+	}
+	for _, s := range listen {
+		if _, err := p2p.ParseListen(s); err != nil {
+			return badInputf("--listen %q: %v", s, err)
+		}
+	}
+	for _, s := range bootstrap {
+		if _, err := p2p.ParseBootstrap(s); err != nil {
+			return badInputf("--bootstrap %q: %v", s, err)
+		}
+	}
+	return nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
