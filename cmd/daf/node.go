@@ -85,6 +85,9 @@ program through files (docs/TRAINER.md).`,
 				Genesis: gen, FederationID: federationID, Logger: logger,
 			})
 			if err != nil {
+				if errors.Is(err, node.ErrCorruptState) {
+					return badInputf("%v (left as it is: restore it from a backup, or move it aside to start over with an empty privacy ledger)", err)
+				}
 				if errors.Is(err, node.ErrConfig) || errors.Is(err, seal.ErrKeyFilePermissions) || errors.Is(err, seal.ErrKeyFileFormat) {
 					return badInput(err)
 				}

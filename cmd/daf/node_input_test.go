@@ -57,6 +57,14 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 	if err := os.WriteFile(garbledKey, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	damaged := filepath.Join(dir, "damaged")
+	if code, _ := runCLI(t, "keygen", "--data-dir", damaged); code != exitOK {
+		t.Fatalf("keygen: exit %d", code)
+	}
+	damagedState := filepath.Join(damaged, "state.db")
+	if err := os.WriteFile(damagedState, []byte("not a bbolt file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	fresh := func() string { return filepath.Join(t.TempDir(), "node") }
 	local := "/ip4/127.0.0.1/tcp/0"
 
@@ -70,6 +78,7 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 		{"bootstrap without peer id", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, `--bootstrap "/ip4/127.0.0.1/tcp/1"`},
 		{"data dir is a file", []string{"--config", cfg, "--data-dir", plainFile, "--listen", local}, "--data-dir " + plainFile},
 		{"identity 0644", []string{"--config", cfg, "--data-dir", loose, "--listen", local}, looseKey},
+		{"state.db damaged", []string{"--config", cfg, "--data-dir", damaged, "--listen", local}, damagedState},
 		{"identity garbage", []string{"--config", cfg, "--data-dir", garbled, "--listen", local}, garbledKey},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -82,6 +91,11 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 			}
 			if !strings.Contains(msg, c.want) {
 				t.Errorf("stderr %q does not name %q", msg, c.want)
+			}
+			if c.name == "state.db damaged" {
+				if b, _ := os.ReadFile(damagedState); string(b) != "not a bbolt file\n" {
+					t.Errorf("daf node changed the damaged state.db to %q", b)
+				}
 			}
 		})
 	}
