@@ -160,7 +160,11 @@ func New(cfg Config) (*Host, error) {
 	h, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT: with it a second node started on a taken port
+		// listens too, and the kernel splits inbound connections between
+		// the two at random. Outbound dials then use ephemeral ports, which
+		// only matters for TCP hole punching, and relays are off anyway.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.DefaultSecurity,
 		libp2p.DefaultMuxers,
