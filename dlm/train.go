@@ -17,6 +17,9 @@ type TrainConfig struct {
 	WeightDecay float64 // AdamW decoupled weight decay
 	Seed        uint64  // windows, times, masks: same seed, same result
 	ClipGrad    float64 // per-bank gradient norm limit; 0 = no clipping
+	// LRRatioB sets the learning rate of the B factors to LR·LRRatioB
+	// (LoRA+, Hayou et al. 2024); 0 means 1, the same rate as A.
+	LRRatioB float64
 }
 
 // DefaultTrainConfig is one node-round of local training as the demo's
@@ -41,6 +44,13 @@ type TrainResult struct {
 // data) on which LossBefore and LossAfter are measured.
 const probesPerGroup = 8
 
+func (c TrainConfig) ratioB() float64 {
+	if c.LRRatioB == 0 {
+		return 1
+	}
+	return c.LRRatioB
+}
+
 func (c TrainConfig) validate() error {
 	var probs []string
 	if c.Steps < 1 {
@@ -57,6 +67,11 @@ func (c TrainConfig) validate() error {
 	}
 	if math.IsNaN(c.ClipGrad) || math.IsInf(c.ClipGrad, 0) || c.ClipGrad < 0 {
 		probs = append(probs, fmt.Sprintf("clip_grad %v is not a finite number ≥ 0", c.ClipGrad))
+	}
+	if math.IsNaN(c.LRRatioB) || math.IsInf(c.LRRatioB, 0) || c.LRRatioB < 0 {
+		probs = append(probs, fmt.Sprintf("lr_ratio_b %v is not a finite number ≥ 0", c.LRRatioB))
+	} else if c.WeightDecay*c.LR*c.ratioB() >= 1 {
+		probs = append(probs, fmt.Sprintf("weight decay %v times B's learning rate %v is not below 1", c.WeightDecay, c.LR*c.ratioB()))
 	}
 	if len(probs) == 0 {
 		return nil
@@ -148,6 +163,10 @@ func train(ctx context.Context, b *Base, banks *adapter.Update, data []byte, cfg
 		grads[i] = newLoRA(c, nil)
 		opts[i] = newAdamW(loraSize(c))
 	}
+	var lrScale []float32
+	if cfg.ratioB() != 1 {
+		lrScale = lps[0].bLRScale(float32(cfg.ratioB()))
+	}
 	jobs := make([]seqJob, cfg.Batch)
 	masked := make([]int, len(groups))
 	next := 0
@@ -178,7 +197,7 @@ func train(ctx context.Context, b *Base, banks *adapter.Update, data []byte, cfg
 				continue
 			}
 			clipNorm(grads[gi].flat, cfg.ClipGrad)
-			opts[gi].update(lps[gi].flat, grads[gi].flat, cfg.LR, cfg.WeightDecay)
+			opts[gi].update(lps[gi].flat, grads[gi].flat, cfg.LR, cfg.WeightDecay, lrScale)
 		}
 	}
 	after := probeLoss(r, probes, lps, groups)
