@@ -12,7 +12,7 @@ import (
 // TestMeasureLocalRounds prints held-out personal loss after each round of
 // local-only training on the first default shards, the numbers doc.go
 // quotes. It takes minutes, so it runs only with DLM_MEASURE=1; knobs
-// DLM_LR, DLM_STEPS, DLM_BATCH, DLM_RATIOB, DLM_CLIP, DLM_ROUNDS, DLM_NODES override the defaults.
+// DLM_LR, DLM_STEPS, DLM_BATCH, DLM_RATIOB, DLM_CLIP, DLM_WARMUP, DLM_ANNEAL, DLM_ROUNDS, DLM_NODES override the defaults.
 func TestMeasureLocalRounds(t *testing.T) {
 	if os.Getenv("DLM_MEASURE") == "" {
 		t.Skip("set DLM_MEASURE=1 to measure local training over rounds")
@@ -29,6 +29,8 @@ func TestMeasureLocalRounds(t *testing.T) {
 	cfg.Batch = int(envF("DLM_BATCH", float64(cfg.Batch)))
 	cfg.LRRatioB = envF("DLM_RATIOB", cfg.LRRatioB)
 	cfg.ClipGrad = envF("DLM_CLIP", cfg.ClipGrad)
+	cfg.Warmup = int(envF("DLM_WARMUP", float64(cfg.Warmup)))
+	cfg.Anneal = envF("DLM_ANNEAL", 0) != 0 || cfg.Anneal
 	rounds := int(envF("DLM_ROUNDS", 8))
 	nodes := int(envF("DLM_NODES", 3))
 	base, err := DefaultBase()

@@ -20,6 +20,26 @@ type TrainConfig struct {
 	// LRRatioB sets the learning rate of the B factors to LR·LRRatioB
 	// (LoRA+, Hayou et al. 2024); 0 means 1, the same rate as A.
 	LRRatioB float64
+	// Warmup steps raise the learning rate linearly to LR; with Anneal it
+	// then falls linearly towards 0 at the last step. Every round starts a
+	// fresh AdamW, whose first bias-corrected steps move every weight by
+	// ±LR whatever the gradient's size; with a few sequences per bank per
+	// step those steps are mostly noise, and annealing lets the round end
+	// on an average rather than on the last noisy step.
+	Warmup int
+	Anneal bool
+}
+
+// lrAt is the learning rate of step (0-based).
+func (c TrainConfig) lrAt(step int) float64 {
+	lr := c.LR
+	if step < c.Warmup {
+		lr *= float64(step+1) / float64(c.Warmup+1)
+	}
+	if c.Anneal {
+		lr *= float64(c.Steps-step) / float64(c.Steps)
+	}
+	return lr
 }
 
 // DefaultTrainConfig is one node-round of local training as the demo's
@@ -67,6 +87,9 @@ func (c TrainConfig) validate() error {
 	}
 	if math.IsNaN(c.ClipGrad) || math.IsInf(c.ClipGrad, 0) || c.ClipGrad < 0 {
 		probs = append(probs, fmt.Sprintf("clip_grad %v is not a finite number ≥ 0", c.ClipGrad))
+	}
+	if c.Warmup < 0 {
+		probs = append(probs, fmt.Sprintf("warmup %d < 0", c.Warmup))
 	}
 	if math.IsNaN(c.LRRatioB) || math.IsInf(c.LRRatioB, 0) || c.LRRatioB < 0 {
 		probs = append(probs, fmt.Sprintf("lr_ratio_b %v is not a finite number ≥ 0", c.LRRatioB))
@@ -197,7 +220,7 @@ func train(ctx context.Context, b *Base, banks *adapter.Update, data []byte, cfg
 				continue
 			}
 			clipNorm(grads[gi].flat, cfg.ClipGrad)
-			opts[gi].update(lps[gi].flat, grads[gi].flat, cfg.LR, cfg.WeightDecay, lrScale)
+			opts[gi].update(lps[gi].flat, grads[gi].flat, cfg.lrAt(step), cfg.WeightDecay, lrScale)
 		}
 	}
 	after := probeLoss(r, probes, lps, groups)
