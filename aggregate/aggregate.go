@@ -132,8 +132,8 @@ func aggregateGroups(updates []*adapter.Update, strategyOf func(group string) st
 		}
 	}
 	rep.Rank, rep.LoraAlpha = out.Meta.Rank, out.Meta.LoraAlpha
-	if err := out.CheckFinite(); err != nil {
-		return nil, nil, fmt.Errorf("aggregate of %d updates: %w", len(updates), err)
+	if firstNonFinite([]*adapter.Update{out}, opts.workers()) >= 0 {
+		return nil, nil, fmt.Errorf("aggregate of %d updates: %w", len(updates), out.CheckFinite())
 	}
 	return out, rep, annotate(out, rep, updates)
 }

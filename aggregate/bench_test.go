@@ -133,3 +133,16 @@ func BenchmarkRobust(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAllFinite is the input check every Aggregate call pays (one
+// core; Aggregate splits it over all).
+func BenchmarkAllFinite(b *testing.B) {
+	xs := benchInputs(1, 4<<20)[0]
+	b.SetBytes(int64(4 * len(xs)))
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if !allFinite(xs) {
+			b.Fatal("non-finite")
+		}
+	}
+}

@@ -251,3 +251,20 @@ func TestOutputMetadata(t *testing.T) {
 		t.Fatalf("weighted average = %v, want 2.5", v)
 	}
 }
+
+func TestAllFinite(t *testing.T) {
+	for _, v := range []float32{0, -0.0, 1, -1, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32, 1e-40} {
+		if !allFinite([]float32{1, v, 2}) {
+			t.Errorf("%v reported non-finite", v)
+		}
+	}
+	for _, v := range []float64{math.NaN(), math.Inf(1), math.Inf(-1)} {
+		if allFinite([]float32{1, float32(v), 2}) {
+			t.Errorf("%v reported finite", v)
+		}
+	}
+	neg := math.Float32frombits(0xffc00001) // a negative NaN with payload
+	if allFinite([]float32{neg}) {
+		t.Error("negative NaN reported finite")
+	}
+}

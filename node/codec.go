@@ -97,21 +97,23 @@ func (c *envelopeCodec) Pack(round uint64, scope gossip.Membership, hopsLeft int
 func (c *envelopeCodec) Unpack(msg []byte) (gossip.Envelope, error) {
 	e, err := wire.Unmarshal(msg, c.lim)
 	if err != nil {
-		return gossip.Envelope{Size: len(msg)}, mapWireErr(err)
+		return gossip.Envelope{}, mapWireErr(err)
 	}
 	src, err := p2p.PeerIDFromPublicKey(e.Source)
 	if err != nil {
-		return gossip.Envelope{Size: len(msg)}, fmt.Errorf("%w: source key: %v", gossip.ErrMalformed, err)
+		return gossip.Envelope{}, fmt.Errorf("%w: source key: %v", gossip.ErrMalformed, err)
 	}
 	env := gossip.Envelope{
 		Source: src, Round: e.Round, Scope: gossip.Membership{Tier: privacy.Tier(e.Tier), Scope: e.Scope},
 		HopsLeft: c.maxHops - int(e.Hops), Digest: sha256.Sum256(e.SigningBytes()), Payload: msg, Size: len(msg),
 	}
+	// An envelope that fails here is returned empty: gossip.Decode callers
+	// then let the engine redo Unpack and classify the failure itself.
 	if err := wire.Verify(e); err != nil {
-		return env, mapWireErr(err)
+		return gossip.Envelope{}, mapWireErr(err)
 	}
 	if e.FederationID != c.fedID {
-		return env, fmt.Errorf("%w: federation %q, this node is in %q", gossip.ErrNotMember, e.FederationID, c.fedID)
+		return gossip.Envelope{}, fmt.Errorf("%w: federation %q, this node is in %q", gossip.ErrNotMember, e.FederationID, c.fedID)
 	}
 	return env, nil
 }

@@ -19,8 +19,6 @@ type Metrics struct {
 	UpdatesReceived  *prometheus.CounterVec // result
 	PeersConnected   prometheus.Gauge
 	EpsilonSpent     *prometheus.GaugeVec // tier
-	BytesSent        prometheus.Counter
-	BytesReceived    prometheus.Counter
 	RoundDuration    prometheus.Histogram
 	PipelineDropped  *prometheus.CounterVec // stage
 	PipelineQueueLen *prometheus.GaugeVec   // stage
@@ -53,12 +51,6 @@ func NewMetrics() *Metrics {
 		EpsilonSpent: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "daf_privacy_epsilon_spent", Help: "Privacy loss spent so far (lifetime, from the ledger), by tier; tier=\"all\" is the composition over tiers.",
 		}, []string{"tier"}),
-		BytesSent: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "daf_bytes_sent_total", Help: "DAF message bytes sent.",
-		}),
-		BytesReceived: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "daf_bytes_received_total", Help: "DAF message bytes received.",
-		}),
 		RoundDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "daf_round_duration_seconds", Help: "Wall time from a round's start to its apply.",
 			Buckets: prometheus.ExponentialBuckets(0.25, 2, 12),
@@ -71,9 +63,20 @@ func NewMetrics() *Metrics {
 		}, []string{"stage"}),
 	}
 	m.Registry.MustRegister(m.RoundCurrent, m.RoundsCompleted, m.RoundsSkipped, m.UpdatesReceived,
-		m.PeersConnected, m.EpsilonSpent, m.BytesSent, m.BytesReceived, m.RoundDuration,
+		m.PeersConnected, m.EpsilonSpent, m.RoundDuration,
 		m.PipelineDropped, m.PipelineQueueLen)
 	return m
+}
+
+// BindBytes exports the transport's byte counters as daf_bytes_sent_total
+// and daf_bytes_received_total; the transport owns the counts.
+func (m *Metrics) BindBytes(sent, received func() uint64) {
+	m.Registry.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "daf_bytes_sent_total", Help: "DAF message bytes sent."},
+			func() float64 { return float64(sent()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "daf_bytes_received_total", Help: "DAF message bytes received."},
+			func() float64 { return float64(received()) }),
+	)
 }
 
 // Handler serves the registry in the Prometheus text format.

@@ -1,0 +1,366 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dafnet/daf/gossip"
+	"github.com/dafnet/daf/p2p"
+	"github.com/dafnet/daf/privacy"
+	"github.com/dafnet/daf/round"
+	"github.com/dafnet/daf/seal"
+	"github.com/dafnet/daf/wire"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// ErrStopping is the refusal a peer gets while the node shuts down.
+var ErrStopping = errors.New("node shutting down")
+
+// handleDelta is the /daf/delta/1 handler. Decoding (signature check,
+// unsealing, decompression) runs on the open stage's workers, in parallel
+// across deltas; the round machine then rules on the decoded delta on its
+// own goroutine, and its verdict goes back to the sender. A full open
+// queue refuses the delta at once (counted as a pipeline drop): the
+// sender learns it and gossip brings the release by another path.
+func (n *Node) handleDelta(from gossip.PeerID, msg []byte) error {
+	ctx := n.runCtx
+	decoded := make(chan gossip.Inbound, 1)
+	err := n.open.TrySubmit(func() {
+		in, err := gossip.Decode(n.codec, from, msg)
+		if err != nil && in.Env.Size == 0 {
+			in = gossip.Inbound{} // the engine unpacks again and classifies the failure
+		}
+		decoded <- in
+	})
+	if err != nil {
+		return fmt.Errorf("busy: %w", err)
+	}
+	var in gossip.Inbound
+	select {
+	case in = <-decoded:
+	case <-ctx.Done():
+		return ErrStopping
+	}
+	var pre *gossip.Inbound
+	if in.Env.Size > 0 {
+		pre = &in
+	}
+	verdict := make(chan error, 1)
+	ok := n.submit(func(now time.Time) round.Ready {
+		rd, err := n.machine.DeltaReceived(now, from, msg, pre)
+		verdict <- err
+		return rd
+	})
+	if !ok {
+		return ErrStopping
+	}
+	select {
+	case err := <-verdict:
+		return err
+	case <-ctx.Done():
+		return ErrStopping
+	}
+}
+
+// onPeer is told by the host when a peer connects or goes away. A new
+// connection gets our peer list (our own signed record first), and the
+// round machine offers it our release if the round still collects.
+func (n *Node) onPeer(id gossip.PeerID, up bool) {
+	if !n.running.Load() || n.runCtx.Err() != nil {
+		return
+	}
+	if !up {
+		n.log.Debug("peer disconnected", "peer", shortID(id))
+		return
+	}
+	n.log.Debug("peer connected", "peer", shortID(id))
+	n.submit(func(now time.Time) round.Ready {
+		// A reconnecting peer may have restarted and lost what it held.
+		n.machine.Engine().PeerRestarted(id)
+		n.machine.Engine().Table().Seen(id, now)
+		return round.Ready{}
+	})
+	ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
+	defer cancel()
+	if rec, err := (&wire.KeysRequest{Kind: wire.KeysRecord, Record: n.record}).Marshal(); err == nil {
+		if err := n.host.Send(ctx, id, gossip.ProtoKeys, rec); err != nil {
+			n.log.Debug("key record not delivered", "peer", shortID(id), "err", err)
+		}
+	}
+	n.pushPeers(ctx, id)
+}
+
+// pushPeers sends our peer list to one peer (on connect and periodically).
+func (n *Node) pushPeers(ctx context.Context, id gossip.PeerID) {
+	msg, err := n.peerList(id)
+	if err != nil {
+		n.log.Warn("peer list", "err", err)
+		return
+	}
+	if err := n.host.Send(ctx, id, gossip.ProtoPeers, msg); err != nil {
+		n.log.Debug("peer exchange failed", "peer", shortID(id), "err", err)
+	}
+}
+
+// ownMemberships are the (tier, scope) pairs the node announces.
+func (n *Node) ownMemberships() []wire.Membership {
+	tier, err := privacy.ParseTier(n.cfg.Fed.Federation.Node.Tier)
+	if err != nil || tier == privacy.Private {
+		return nil
+	}
+	return []wire.Membership{{Tier: uint8(tier), Scope: n.cfg.Fed.Federation.Node.Scope}}
+}
+
+// peerList encodes our own entry and the peers we hold verified records
+// for (except the recipient), for /daf/peers/1.
+func (n *Node) peerList(to gossip.PeerID) ([]byte, error) {
+	own := wire.PeerEntry{KeyRecord: n.record, Memberships: n.ownMemberships()}
+	for _, a := range n.host.Addrs() {
+		if b := addrBytes(a, n.self); b != nil && len(own.Addrs) < wire.MaxAddrsPerPeer {
+			own.Addrs = append(own.Addrs, b)
+		}
+	}
+	entries := []wire.PeerEntry{own}
+	n.mu.Lock()
+	ids := make([]gossip.PeerID, 0, len(n.peerRecords))
+	for id := range n.peerRecords {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if id == to || len(entries) >= wire.MaxPeersPerList {
+			continue
+		}
+		e := wire.PeerEntry{KeyRecord: n.peerRecords[id], Memberships: n.memberships[id]}
+		for _, a := range n.host.PeerAddrs(id) {
+			if b := addrBytes(a, id); b != nil && len(e.Addrs) < wire.MaxAddrsPerPeer {
+				e.Addrs = append(e.Addrs, b)
+			}
+		}
+		entries = append(entries, e)
+	}
+	n.mu.Unlock()
+	return wire.MarshalPeerList(entries)
+}
+
+// addrBytes is the binary multiaddr without the /p2p/ suffix.
+func addrBytes(s string, id gossip.PeerID) []byte {
+	a, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return nil
+	}
+	if rest, last := ma.SplitLast(a); last != nil && last.Protocol().Code == ma.P_P2P {
+		if last.Value() != string(id) {
+			return nil
+		}
+		a = rest
+	}
+	if len(a) == 0 {
+		return nil
+	}
+	if _, err := a.ValueForProtocol(ma.P_P2P); err == nil {
+		return nil // a relayed address: not ours to hand out
+	}
+	return a.Bytes()
+}
+
+// handlePeers takes a pushed peer list: every entry's key record must
+// verify, its addresses go to the host's dialler, and its memberships and
+// keys to the round machine's peer table. The entries' memberships are
+// claims, used only to choose whom to send to.
+func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
+	entries, err := wire.UnmarshalPeerList(msg)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	var infos []gossip.PeerInfo
+	var bad error
+	for i, e := range entries {
+		rec, err := seal.UnmarshalKeyRecord(e.KeyRecord)
+		if err == nil {
+			err = rec.Verify()
+		}
+		var id gossip.PeerID
+		if err == nil {
+			id, err = p2p.PeerIDFromPublicKey(rec.Identity)
+		}
+		if err != nil {
+			// A bad record is dropped and charged to the sender; the rest
+			// of its list is still used.
+			bad = errors.Join(bad, fmt.Errorf("peer list entry %d: %w", i, err))
+			continue
+		}
+		if id == n.self {
+			continue
+		}
+		info := gossip.PeerInfo{ID: id, SignKey: rec.Identity, BoxKey: rec.X25519, Contributes: true}
+		for _, b := range e.Addrs {
+			a, err := ma.NewMultiaddrBytes(b)
+			if err != nil {
+				bad = errors.Join(bad, fmt.Errorf("peer list entry %d (%s): address: %w", i, id, err))
+				continue
+			}
+			info.Addrs = append(info.Addrs, a.String())
+		}
+		info.Memberships = []gossip.Membership{}
+		for _, m := range e.Memberships {
+			info.Memberships = append(info.Memberships, gossip.Membership{Tier: privacy.Tier(m.Tier), Scope: m.Scope})
+		}
+		if id == from {
+			info.LastSeen = now
+		} else {
+			info.LastSeen = now.Add(-time.Duration(e.SeenSecsAgo) * time.Second)
+		}
+		n.mu.Lock()
+		n.peerRecords[id] = append([]byte(nil), e.KeyRecord...)
+		n.memberships[id] = slices.Clone(e.Memberships)
+		n.mu.Unlock()
+		if len(info.Addrs) > 0 {
+			full := make([]string, len(info.Addrs))
+			for j, a := range info.Addrs {
+				full[j] = a + "/p2p/" + string(id)
+			}
+			_ = n.host.AddAddrs(id, full)
+		}
+		infos = append(infos, info)
+	}
+	n.submit(func(now time.Time) round.Ready {
+		var all round.Ready
+		if bad != nil {
+			n.machine.Engine().Table().Adjust(from, -gossip.PenaltyBad)
+		}
+		for _, info := range infos {
+			rd, err := n.machine.PeerSeen(now, info)
+			if err != nil {
+				n.log.Info("peer record refused", "peer", shortID(info.ID), "err", err)
+			}
+			all = mergeReady(all, rd)
+		}
+		return all
+	})
+	if bad != nil {
+		return fmt.Errorf("%w: %w", gossip.ErrSignature, bad)
+	}
+	return nil
+}
+
+func mergeReady(a, b round.Ready) round.Ready {
+	a.Persist = append(a.Persist, b.Persist...)
+	a.Send = append(a.Send, b.Send...)
+	a.Apply = append(a.Apply, b.Apply...)
+	a.Aggregate = append(a.Aggregate, b.Aggregate...)
+	a.Train = append(a.Train, b.Train...)
+	a.Skipped = append(a.Skipped, b.Skipped...)
+	return a
+}
+
+// handleKeys serves /daf/keys/1 (docs/PROTOCOL.md §6.2): a peer's key
+// record (its X25519 key, for grants addressed to it), a request for the
+// grants we hold for it, or a grant. A grant addressed to us from a
+// configured scope admin is unwrapped into the keyring; one addressed to
+// another node is kept to be served to it on request.
+func (n *Node) handleKeys(from gossip.PeerID, msg []byte) error {
+	q, err := wire.UnmarshalKeysRequest(msg)
+	if err != nil {
+		return err
+	}
+	switch q.Kind {
+	case wire.KeysRecord:
+		rec, err := seal.UnmarshalKeyRecord(q.Record)
+		if err != nil {
+			return err
+		}
+		if err := rec.Verify(); err != nil {
+			return fmt.Errorf("%w: %v", gossip.ErrSignature, err)
+		}
+		id, err := p2p.PeerIDFromPublicKey(rec.Identity)
+		if err != nil {
+			return err
+		}
+		if id != from {
+			return fmt.Errorf("%w: key record of %s sent by %s", gossip.ErrSignature, id, from)
+		}
+		n.mu.Lock()
+		n.peerRecords[id] = append([]byte(nil), q.Record...)
+		n.mu.Unlock()
+		n.submit(func(now time.Time) round.Ready {
+			rd, err := n.machine.PeerSeen(now, gossip.PeerInfo{ID: id, SignKey: rec.Identity, BoxKey: rec.X25519, Contributes: true, LastSeen: now})
+			if err != nil {
+				n.log.Info("key record refused", "peer", shortID(id), "err", err)
+			}
+			return rd
+		})
+		return nil
+	case wire.KeysWantGrants:
+		n.mu.Lock()
+		grants := slices.Clone(n.heldGrants[from])
+		n.mu.Unlock()
+		if len(grants) > 0 {
+			go n.sendGrants(from, grants)
+		}
+		return nil
+	case wire.KeysPutGrant:
+		return n.takeGrant(q.Grant)
+	}
+	return fmt.Errorf("%w: keys message kind %d", gossip.ErrMalformed, q.Kind)
+}
+
+func (n *Node) takeGrant(raw []byte) error {
+	g, err := seal.UnmarshalScopeKeyGrant(raw)
+	if err != nil {
+		return err
+	}
+	if err := g.Verify(); err != nil {
+		return fmt.Errorf("%w: %v", gossip.ErrSignature, err)
+	}
+	recipient, err := p2p.PeerIDFromPublicKey(g.Recipient)
+	if err != nil {
+		return err
+	}
+	if recipient != n.self {
+		n.mu.Lock()
+		if len(n.heldGrants[recipient]) < maxHeldGrants {
+			n.heldGrants[recipient] = append(n.heldGrants[recipient], append([]byte(nil), raw...))
+		}
+		n.mu.Unlock()
+		return nil
+	}
+	issuer, err := p2p.PeerIDFromPublicKey(g.Issuer)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(n.cfg.ScopeAdmins, issuer) {
+		return fmt.Errorf("%w: grant issuer %s is not a scope admin of this node", gossip.ErrNotMember, issuer)
+	}
+	k, err := g.Open(n.id)
+	if err != nil {
+		return err
+	}
+	if err := n.codec.addKey(k); err != nil {
+		return err
+	}
+	n.log.Info("scope key received", "scope", k.String(), "issuer", shortID(issuer))
+	return nil
+}
+
+func (n *Node) sendGrants(to gossip.PeerID, grants [][]byte) {
+	for _, g := range grants {
+		msg, err := (&wire.KeysRequest{Kind: wire.KeysPutGrant, Grant: g}).Marshal()
+		if err != nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
+		err = n.host.Send(ctx, to, gossip.ProtoKeys, msg)
+		cancel()
+		if err != nil {
+			n.log.Debug("grant not delivered", "peer", shortID(to), "err", err)
+		}
+	}
+}
+
+// maxHeldGrants bounds the grants kept for one other node.
+const maxHeldGrants = 64
