@@ -76,9 +76,10 @@ func (o *Options) fill() error {
 		}
 	}
 	if o.RoundInterval == 0 {
-		// Five nodes train at once at the start of every round on two
-		// cores; the interval leaves room for that and for gossip.
-		o.RoundInterval = 3 * time.Second
+		// Three federated arms of five nodes each train at the start of
+		// every round on two cores; the interval leaves room for that,
+		// for the local and central arms and for gossip.
+		o.RoundInterval = 4 * time.Second
 	}
 	if len(o.Arms) == 0 {
 		o.Arms = AllArms
@@ -173,18 +174,55 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	for k := 0; k < opts.Seeds; k++ {
 		seed := uint64(1000 + k)
 		res.Seeds = append(res.Seeds, seed)
+		// The federated arms are separate federations whose rounds are
+		// wall-clock slots, so they run side by side; the others train as
+		// fast as the cores allow, one after the other.
+		type outcome struct {
+			arm string
+			run armRun
+			err error
+		}
+		results := make(chan outcome, len(opts.Arms))
+		var federated sync.WaitGroup
 		for _, arm := range opts.Arms {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+			if arm == "local" || arm == "central" {
+				continue
 			}
-			s.logf("seed %d: arm %s", seed, arm)
+			federated.Add(1)
+			go func(arm string) {
+				defer federated.Done()
+				s.logf("seed %d: arm %s started", seed, arm)
+				run, err := s.runArm(ctx, arm, seed)
+				results <- outcome{arm, run, err}
+			}(arm)
+		}
+		for _, arm := range opts.Arms {
+			if arm != "local" && arm != "central" {
+				continue
+			}
+			s.logf("seed %d: arm %s started", seed, arm)
 			run, err := s.runArm(ctx, arm, seed)
-			if err != nil {
-				return nil, fmt.Errorf("arm %s, seed %d: %w", arm, seed, err)
+			results <- outcome{arm, run, err}
+		}
+		federated.Wait()
+		close(results)
+		var firstErr error
+		for o := range results {
+			if o.err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("arm %s, seed %d: %w", o.arm, seed, o.err)
+				}
+				continue
 			}
-			last := run.perRound[len(run.perRound)-1]
-			s.logf("seed %d: arm %s done: global %.4f personal %.4f nats/token", seed, arm, last.overallG, last.overallP)
-			runs[arm] = append(runs[arm], run)
+			last := o.run.perRound[len(o.run.perRound)-1]
+			s.logf("seed %d: arm %s: global %.4f personal %.4f nats/token, %d rounds at every node", seed, o.arm, last.overallG, last.overallP, o.run.completed)
+			runs[o.arm] = append(runs[o.arm], o.run)
+		}
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
 	for arm, rs := range runs {

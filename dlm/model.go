@@ -356,14 +356,18 @@ func (w *seqWork) lossAndGrad(targets []byte, weight float32, keepGrad bool) flo
 		for _, v := range row[1:] {
 			mx = max(mx, v)
 		}
+		// CE = log Σ exp(z − max) − (z_target − max): taken from the
+		// logit, not from its exponential, which underflows to 0 for a
+		// confidently wrong model and would make the loss +Inf.
+		tgt := int(targets[pos])
+		shifted := float64(row[tgt] - mx)
 		var sum float32
 		for j, v := range row {
 			e := expf(v - mx)
 			row[j] = e
 			sum += e
 		}
-		tgt := int(targets[pos])
-		total += float64(math.Log(float64(sum))) - math.Log(float64(row[tgt]))
+		total += math.Log(float64(sum)) - shifted
 		if keepGrad {
 			inv := weight / sum
 			for j := range row {

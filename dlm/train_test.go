@@ -389,3 +389,20 @@ func TestNewBanksHoldPEFTNamedFactorsOfEveryModule(t *testing.T) {
 		}
 	}
 }
+
+// A confidently wrong prediction must give a large finite loss, not +Inf:
+// the target's probability underflows in float32 long before its logit
+// gap does.
+func TestLossStaysFiniteForConfidentlyWrongLogits(t *testing.T) {
+	w := &seqWork{masked: []int32{0}, logits: make([]float32, ByteVocab)}
+	w.logits[1] = 500 // everything on byte 1; the target is byte 0
+	got := w.lossAndGrad([]byte{0}, 1, true)
+	if math.IsInf(got, 0) || math.IsNaN(got) || math.Abs(got-500) > 1e-3 {
+		t.Fatalf("loss = %v, want 500 (the logit gap)", got)
+	}
+	for j, g := range w.logits {
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+			t.Fatalf("gradient[%d] = %v", j, g)
+		}
+	}
+}
