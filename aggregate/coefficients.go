@@ -209,7 +209,7 @@ func geometricMedianCoefficients(p *population, opts Options) ([]float64, error)
 	n := p.n()
 	scale := typicalNorm(g, n)
 	nu := opts.nu() * max(scale, math.SmallestNonzeroFloat32)
-	c := append([]float64(nil), alpha...)
+	c := geometricMedianStart(g, alpha)
 	next := make([]float64, n)
 	diff := make([]float64, n)
 	for it := 0; it < opts.maxIter(); it++ {
@@ -229,6 +229,59 @@ func geometricMedianCoefficients(p *population, opts Options) ([]float64, error)
 		}
 	}
 	return c, nil
+}
+
+// geometricMedianStart is where the Weiszfeld iteration begins: one
+// Vardi–Zhang step from the weighted medoid (the update with the least
+// Σ α_j‖x_i − x_j‖), or the medoid itself when it is already optimal. The
+// mean would be the textbook start, but an attacker at 1e38 drags it there,
+// and the iteration then only shrinks that distance by a constant factor
+// per step; the medoid's objective is within twice the optimum, so the
+// start is near the honest updates.
+func geometricMedianStart(g *gram, alpha []float64) []float64 {
+	n := len(alpha)
+	k, best := 0, math.Inf(1)
+	for i := 0; i < n; i++ {
+		var s float64
+		for j := 0; j < n; j++ {
+			s += alpha[j] * math.Sqrt(g.dist2(i, j))
+		}
+		if s < best {
+			k, best = i, s
+		}
+	}
+	// R = Σ_{j: x_j ≠ x_k} α_j (x_j − x_k)/‖x_j − x_k‖ is the pull of the
+	// others; updates equal to x_k add their weight to the medoid's.
+	atK := 0.0
+	r := make([]float64, n)
+	var pull float64
+	for j := 0; j < n; j++ {
+		if d := math.Sqrt(g.dist2(k, j)); d > 0 {
+			r[j] = alpha[j] / d
+			pull += r[j]
+		} else {
+			atK += alpha[j]
+		}
+	}
+	c := make([]float64, n)
+	if pull == 0 {
+		c[k] = 1
+		return c
+	}
+	r[k] -= pull
+	normR := math.Sqrt(g.quadForm(r))
+	r[k] += pull
+	if normR <= atK {
+		c[k] = 1
+		return c
+	}
+	// Weiszfeld's step over the others, pulled back towards x_k by α_k/‖R‖.
+	theta := atK / normR
+	for j := range c {
+		c[j] = (1 - theta) * r[j] / pull
+	}
+	c[k] += theta
+	return c
 }
 
 // medoid is the contributor with the least total distance to the others.

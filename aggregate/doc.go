@@ -47,7 +47,9 @@
 //     with ErrTooFewForKrum when n ≤ 2f+2.
 //   - geometric_median: the smoothed Weiszfeld iteration of RFA (Pillutla,
 //     Kakade, Harchaoui 2022), weighted by samples, smoothing ν relative to
-//     the median update norm (Options.Nu, default 1e-6).
+//     the median update norm (Options.Nu, default 1e-6), started one
+//     Vardi–Zhang step off the weighted medoid rather than at the mean, which
+//     a far attacker drags away.
 //   - centered_clip: Karimireddy, He, Jaggi 2021, started at the medoid,
 //     radius τ = Options.ClipRadius or the median distance to the medoid.
 //

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/dafnet/daf/adapter"
@@ -180,8 +181,7 @@ func (e *Engine) Aggregate(updates []*adapter.Update) (*Result, error) {
 	}
 	minNodes := max(e.cfg.MinNodes, 1)
 	if len(kept) < minNodes {
-		return nil, fmt.Errorf("%w: %d updates after the privacy filter (%d refused), min_nodes_for_aggregation is %d",
-			ErrInsufficientNodes, len(kept), len(res.Filtered), minNodes)
+		return nil, e.insufficient(kept, len(res.Filtered), minNodes)
 	}
 	names := make(map[*adapter.Update]string, len(kept))
 	for i, u := range kept {
@@ -204,9 +204,8 @@ func (e *Engine) Aggregate(updates []*adapter.Update) (*Result, error) {
 	}
 	groups, byGroup := groupMembers(kept)
 	for _, g := range groups {
-		if c := len(byGroup[g]); c < minNodes {
-			return nil, fmt.Errorf("%w: group %s has updates from %d nodes, min_nodes_for_aggregation is %d",
-				ErrInsufficientNodes, g, c, minNodes)
+		if len(byGroup[g]) < minNodes {
+			return nil, e.insufficient(kept, len(res.Filtered), minNodes)
 		}
 	}
 	opts := e.cfg.Options
@@ -222,6 +221,40 @@ func (e *Engine) Aggregate(updates []*adapter.Update) (*Result, error) {
 	e.reference = out.Clone()
 	e.mu.Unlock()
 	return res, nil
+}
+
+// insufficient is the ErrInsufficientNodes of a round: the first group (by
+// name) short of min_nodes_for_aggregation with its count, or, when the
+// privacy filter left nothing, every configured group at 0.
+func (e *Engine) insufficient(kept []*adapter.Update, refused, minNodes int) error {
+	nodes := func(c int) string {
+		if c == 1 {
+			return "1 node"
+		}
+		return fmt.Sprintf("%d nodes", c)
+	}
+	if len(kept) == 0 {
+		names := make([]string, 0, len(e.cfg.Groups))
+		for _, g := range e.cfg.Groups {
+			names = append(names, g.Group)
+		}
+		sort.Strings(names)
+		what := "every group has"
+		if len(names) > 0 {
+			what = "groups " + strings.Join(names, ", ") + " have"
+		}
+		return fmt.Errorf("%w: %s updates from 0 nodes (%d refused by the privacy filter), min_nodes_for_aggregation is %d",
+			ErrInsufficientNodes, what, refused, minNodes)
+	}
+	groups, byGroup := groupMembers(kept)
+	for _, g := range groups {
+		if c := len(byGroup[g]); c < minNodes {
+			return fmt.Errorf("%w: group %s has updates from %s (%d refused by the privacy filter), min_nodes_for_aggregation is %d",
+				ErrInsufficientNodes, g, nodes(c), refused, minNodes)
+		}
+	}
+	return fmt.Errorf("%w: %s after the privacy filter (%d refused), min_nodes_for_aggregation is %d",
+		ErrInsufficientNodes, nodes(len(kept)), refused, minNodes)
 }
 
 // compatibleReference keeps the groups of the previous aggregate that can

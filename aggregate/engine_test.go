@@ -75,8 +75,27 @@ func TestEngineMinNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = e.Aggregate([]*adapter.Update{talora("a", 1, 1, 1, 1, 9), talora("b", 1, 1, 1, 1, 9)})
-	if !errors.Is(err, ErrInsufficientNodes) || !strings.Contains(err.Error(), "2 updates") {
-		t.Fatalf("two nodes: %v", err)
+	if !errors.Is(err, ErrInsufficientNodes) || !strings.Contains(err.Error(), "group coarse has updates from 2 nodes") ||
+		!strings.Contains(err.Error(), "min_nodes_for_aggregation is 3") {
+		t.Fatalf("two nodes: %v, want the group and its count named", err)
+	}
+	// Updates that carry only the fine group: that group is the one named.
+	fineOnly := []*adapter.Update{talora("a", 1, 1, 1, 1, 9)}
+	delete(fineOnly[0].Groups, "coarse")
+	delete(fineOnly[0].Groups, "domain")
+	if _, err = e.Aggregate(fineOnly); !errors.Is(err, ErrInsufficientNodes) || !strings.Contains(err.Error(), "group fine has updates from 1 node") {
+		t.Fatalf("one fine update: %v", err)
+	}
+	// Nothing left after the privacy filter: every group has 0.
+	cfg := EngineConfigFromConfig(config.Default())
+	cfg.Filter = func(*adapter.Update) bool { return false }
+	refuseAll, err := NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = refuseAll.Aggregate([]*adapter.Update{talora("a", 1, 1, 1, 1, 9)})
+	if !errors.Is(err, ErrInsufficientNodes) || !strings.Contains(err.Error(), "groups coarse, domain, fine have updates from 0 nodes (1 refused") {
+		t.Fatalf("all refused: %v", err)
 	}
 	us := []*adapter.Update{talora("a", 1, 1, 1, 1, 9), talora("b", 1, 1, 1, 1, 9), talora("c", 1, 1, 1, 1, 9)}
 	delete(us[2].Groups, "fine")

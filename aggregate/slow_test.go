@@ -162,7 +162,7 @@ func slowGeometricMedian(xs [][]float64, samples []float64, nu float64, iters in
 	alpha := slowNormalise(samples)
 	scale := slowTypicalNorm(xs)
 	nu *= max(scale, math.SmallestNonzeroFloat32)
-	v := slowWeighted(xs, alpha)
+	v := slowVardiZhangStart(xs, alpha)
 	for it := 0; it < iters; it++ {
 		beta := make([]float64, len(xs))
 		for i, x := range xs {
@@ -176,6 +176,47 @@ func slowGeometricMedian(xs [][]float64, samples []float64, nu float64, iters in
 		}
 	}
 	return v
+}
+
+// slowVardiZhangStart: the weighted medoid x_k, or one Vardi–Zhang step
+// from it, T·(1 − α_k/‖R‖) + x_k·α_k/‖R‖, when the pull R of the others
+// exceeds the medoid's own weight.
+func slowVardiZhangStart(xs [][]float64, alpha []float64) []float64 {
+	k, best := 0, math.Inf(1)
+	for i := range xs {
+		var s float64
+		for j := range xs {
+			s += alpha[j] * slowDist(xs[i], xs[j])
+		}
+		if s < best {
+			k, best = i, s
+		}
+	}
+	dim := len(xs[k])
+	pullVec := make([]float64, dim)
+	t := make([]float64, dim)
+	var atK, wsum float64
+	for j, x := range xs {
+		d := slowDist(x, xs[k])
+		if d == 0 {
+			atK += alpha[j]
+			continue
+		}
+		wsum += alpha[j] / d
+		for e := range x {
+			pullVec[e] += alpha[j] * (x[e] - xs[k][e]) / d
+			t[e] += alpha[j] / d * x[e]
+		}
+	}
+	normR := slowDist(pullVec, make([]float64, dim))
+	if wsum == 0 || normR <= atK {
+		return append([]float64(nil), xs[k]...)
+	}
+	theta := atK / normR
+	for e := range t {
+		t[e] = (1-theta)*t[e]/wsum + theta*xs[k][e]
+	}
+	return t
 }
 
 func slowCenteredClip(xs [][]float64, tau float64, iters int) []float64 {

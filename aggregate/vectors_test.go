@@ -268,3 +268,35 @@ func TestAllFinite(t *testing.T) {
 		t.Error("negative NaN reported finite")
 	}
 }
+
+// A Byzantine update far away must not hold the geometric median off: with
+// two honest updates and one at 3e38 the median is the honest (1.1, 2) (the
+// angle there is 135° ≥ 120°, so the Fermat point is that vertex). Started
+// from the mean, Weiszfeld halves its distance per step and is still 1e8
+// away after 100 steps.
+func TestGeometricMedianFarAttacker(t *testing.T) {
+	cases := []struct {
+		us   []*adapter.Update
+		want []float64
+		tol  float64
+	}{
+		{[]*adapter.Update{vecUpdate("h1", 1, 1, 2), vecUpdate("h2", 1, 1.1, 2), vecUpdate("atk", 1, 3e38, -3e38)}, []float64{1.1, 2}, 1e-4},
+		{[]*adapter.Update{vecUpdate("h1", 1, 1, 2), vecUpdate("h2", 1, 1.1, 2), vecUpdate("h3", 1, 0.9, 2.1),
+			vecUpdate("atk", 1, 3e38, -3e38), vecUpdate("atk2", 1, 3.4e38, 3.4e38)}, []float64{1, 2}, 0.2},
+		// Two of three at one point: the median is that point.
+		{[]*adapter.Update{vecUpdate("a", 1, 3e38, -3e38), vecUpdate("b", 1, 3e38, -3e38), vecUpdate("c", 1, 1, 2)}, []float64{3e38, -3e38}, 1e33},
+		// Square corners: the median is the centre, not a corner.
+		{[]*adapter.Update{vecUpdate("a", 1, 0, 0), vecUpdate("b", 1, 2, 0), vecUpdate("c", 1, 0, 2), vecUpdate("d", 1, 2, 2)}, []float64{1, 1}, 1e-5},
+	}
+	for i, c := range cases {
+		got, err := Aggregate("geometric_median", c.us, Options{})
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		for j, v := range got.Get("g", "w").Data {
+			if math.Abs(float64(v)-c.want[j]) > c.tol {
+				t.Errorf("case %d: element %d = %v, want %v ± %v", i, j, v, c.want[j], c.tol)
+			}
+		}
+	}
+}
