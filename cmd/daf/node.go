@@ -216,7 +216,11 @@ func parseGenesis(s string) (time.Time, error) {
 func buildTrainer(fed config.Config, trainData, trainerDir, federationID string) (node.Trainer, error) {
 	switch {
 	case trainerDir != "":
-		return node.NewFileDropTrainer(trainerDir, 0)
+		t, err := node.NewFileDropTrainer(trainerDir, 0)
+		if err != nil {
+			return nil, fmt.Errorf("--trainer-dir %s: %w", trainerDir, err)
+		}
+		return t, nil
 	case trainData != "":
 		shards, err := dlm.LoadShards([]string{trainData})
 		if err != nil {

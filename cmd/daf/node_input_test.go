@@ -85,6 +85,7 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 		{"listen bad ip", []string{"--config", cfg, "--data-dir", fresh(), "--listen", "/ip4/999.0.0.1/tcp/1"}, `--listen "/ip4/999.0.0.1/tcp/1"`},
 		{"listen port taken", []string{"--config", cfg, "--data-dir", fresh(), "--listen", heldAddr}, fmt.Sprintf("--listen %q", heldAddr)},
 		{"bootstrap without peer id", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, `--bootstrap "/ip4/127.0.0.1/tcp/1"`},
+		{"trainer dir is a file", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--trainer-dir", plainFile}, "--trainer-dir " + plainFile},
 		{"data dir is a file", []string{"--config", cfg, "--data-dir", plainFile, "--listen", local}, "--data-dir " + plainFile},
 		{"identity 0644", []string{"--config", cfg, "--data-dir", loose, "--listen", local}, looseKey},
 		{"state.db damaged", []string{"--config", cfg, "--data-dir", damaged, "--listen", local}, damagedState},
