@@ -21,6 +21,7 @@ import (
 	"github.com/dafnet/daf/node"
 	"github.com/dafnet/daf/p2p"
 	"github.com/dafnet/daf/seal"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 )
 
@@ -137,7 +138,11 @@ func checkNodePaths(dataDir string, listen, bootstrap []string) error {
 		return badInputf("--data-dir %s: not a directory", dataDir)
 	}
 	for _, s := range listen {
-		if _, err := p2p.ParseListen(s); err != nil {
+		a, err := p2p.ParseListen(s)
+		if err != nil {
+			return badInputf("--listen %q: %v", s, err)
+		}
+		if err := portFree(a); err != nil {
 			return badInputf("--listen %q: %v", s, err)
 		}
 	}
@@ -145,6 +150,34 @@ func checkNodePaths(dataDir string, listen, bootstrap []string) error {
 		if _, err := p2p.ParseBootstrap(s); err != nil {
 			return badInputf("--bootstrap %q: %v", s, err)
 		}
+	}
+	return nil
+}
+
+// portFree tries the fixed TCP or UDP port of a listen address, so a port
+// another program holds is reported as one line naming the flag rather
+// than as libp2p's start-up failure. Port 0 and other shapes pass: the
+// host reports those itself.
+func portFree(a ma.Multiaddr) error {
+	host, err := a.ValueForProtocol(ma.P_IP4)
+	if err != nil {
+		if host, err = a.ValueForProtocol(ma.P_IP6); err != nil {
+			return nil
+		}
+	}
+	if port, err := a.ValueForProtocol(ma.P_TCP); err == nil && port != "0" {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		return ln.Close()
+	}
+	if port, err := a.ValueForProtocol(ma.P_UDP); err == nil && port != "0" {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		return pc.Close()
 	}
 	return nil
 }
@@ -183,7 +216,11 @@ func parseGenesis(s string) (time.Time, error) {
 func buildTrainer(fed config.Config, trainData, trainerDir, federationID string) (node.Trainer, error) {
 	switch {
 	case trainerDir != "":
-		return node.NewFileDropTrainer(trainerDir, 0)
+		t, err := node.NewFileDropTrainer(trainerDir, 0)
+		if err != nil {
+			return nil, fmt.Errorf("--trainer-dir %s: %w", trainerDir, err)
+		}
+		return t, nil
 	case trainData != "":
 		shards, err := dlm.LoadShards([]string{trainData})
 		if err != nil {

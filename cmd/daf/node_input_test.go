@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +67,12 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 	if err := os.WriteFile(damagedState, []byte("not a bbolt file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	heldAddr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", held.Addr().(*net.TCPAddr).Port)
 	fresh := func() string { return filepath.Join(t.TempDir(), "node") }
 	local := "/ip4/127.0.0.1/tcp/0"
 
@@ -75,7 +83,9 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 	}{
 		{"listen garbage", []string{"--config", cfg, "--data-dir", fresh(), "--listen", "garbage"}, `--listen "garbage"`},
 		{"listen bad ip", []string{"--config", cfg, "--data-dir", fresh(), "--listen", "/ip4/999.0.0.1/tcp/1"}, `--listen "/ip4/999.0.0.1/tcp/1"`},
+		{"listen port taken", []string{"--config", cfg, "--data-dir", fresh(), "--listen", heldAddr}, fmt.Sprintf("--listen %q", heldAddr)},
 		{"bootstrap without peer id", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, `--bootstrap "/ip4/127.0.0.1/tcp/1"`},
+		{"trainer dir is a file", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--trainer-dir", plainFile}, "--trainer-dir " + plainFile},
 		{"data dir is a file", []string{"--config", cfg, "--data-dir", plainFile, "--listen", local}, "--data-dir " + plainFile},
 		{"identity 0644", []string{"--config", cfg, "--data-dir", loose, "--listen", local}, looseKey},
 		{"state.db damaged", []string{"--config", cfg, "--data-dir", damaged, "--listen", local}, damagedState},
