@@ -2,6 +2,8 @@ package demo
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -53,7 +55,7 @@ func (o *Options) fill() error {
 		}
 	}
 	if o.Rounds == 0 {
-		o.Rounds = 8
+		o.Rounds = 6
 		if o.Quick {
 			o.Rounds = 3
 		}
@@ -68,13 +70,16 @@ func (o *Options) fill() error {
 		o.Batch = dlm.DefaultTrainConfig().Batch
 	}
 	if o.EvalSamples == 0 {
-		o.EvalSamples = 24
+		o.EvalSamples = 16
 		if o.Quick {
-			o.EvalSamples = 12
+			o.EvalSamples = 8
 		}
 	}
 	if o.RoundInterval == 0 {
-		o.RoundInterval = 2 * time.Second
+		// Three federated arms of five nodes each train at the start of
+		// every round on two cores; the interval leaves room for that,
+		// for the local and central arms and for gossip.
+		o.RoundInterval = 4 * time.Second
 	}
 	if len(o.Arms) == 0 {
 		o.Arms = AllArms
@@ -105,15 +110,16 @@ func (o *Options) fill() error {
 
 // setup is what every arm of every seed shares.
 type setup struct {
-	opts    Options
-	base    *dlm.Base
-	shards  []dlm.Shard
-	global  []byte
-	groups  []string
-	logf    func(format string, args ...any)
-	debugf  func(format string, args ...any)
-	evalMu  sync.Mutex
-	started time.Time
+	opts      Options
+	base      *dlm.Base
+	shards    []dlm.Shard
+	global    []byte
+	groups    []string
+	logf      func(format string, args ...any)
+	debugf    func(format string, args ...any)
+	evalMu    sync.Mutex
+	evalCache map[evalKey]*dlm.EvalResult
+	started   time.Time
 }
 
 // Run executes the demo and writes its outputs to opts.Out.
@@ -121,7 +127,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	s := &setup{opts: opts, started: time.Now()}
+	s := &setup{opts: opts, started: time.Now(), evalCache: map[evalKey]*dlm.EvalResult{}}
 	s.logf = func(format string, args ...any) {
 		if opts.Progress != nil {
 			fmt.Fprintf(opts.Progress, "[%5.1fs] "+format+"\n", append([]any{time.Since(s.started).Seconds()}, args...)...)
@@ -168,18 +174,55 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 	for k := 0; k < opts.Seeds; k++ {
 		seed := uint64(1000 + k)
 		res.Seeds = append(res.Seeds, seed)
+		// The federated arms are separate federations whose rounds are
+		// wall-clock slots, so they run side by side; the others train as
+		// fast as the cores allow, one after the other.
+		type outcome struct {
+			arm string
+			run armRun
+			err error
+		}
+		results := make(chan outcome, len(opts.Arms))
+		var federated sync.WaitGroup
 		for _, arm := range opts.Arms {
-			if err := ctx.Err(); err != nil {
-				return nil, err
+			if arm == "local" || arm == "central" {
+				continue
 			}
-			s.logf("seed %d: arm %s", seed, arm)
+			federated.Add(1)
+			go func(arm string) {
+				defer federated.Done()
+				s.logf("seed %d: arm %s started", seed, arm)
+				run, err := s.runArm(ctx, arm, seed)
+				results <- outcome{arm, run, err}
+			}(arm)
+		}
+		for _, arm := range opts.Arms {
+			if arm != "local" && arm != "central" {
+				continue
+			}
+			s.logf("seed %d: arm %s started", seed, arm)
 			run, err := s.runArm(ctx, arm, seed)
-			if err != nil {
-				return nil, fmt.Errorf("arm %s, seed %d: %w", arm, seed, err)
+			results <- outcome{arm, run, err}
+		}
+		federated.Wait()
+		close(results)
+		var firstErr error
+		for o := range results {
+			if o.err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("arm %s, seed %d: %w", o.arm, seed, o.err)
+				}
+				continue
 			}
-			last := run.perRound[len(run.perRound)-1]
-			s.logf("seed %d: arm %s done: global %.4f personal %.4f nats/token", seed, arm, last.overallG, last.overallP)
-			runs[arm] = append(runs[arm], run)
+			last := o.run.perRound[len(o.run.perRound)-1]
+			s.logf("seed %d: arm %s: global %.4f personal %.4f nats/token, %d rounds at every node", seed, o.arm, last.overallG, last.overallP, o.run.completed)
+			runs[o.arm] = append(runs[o.arm], o.run)
+		}
+		if firstErr != nil {
+			return nil, firstErr
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
 		}
 	}
 	for arm, rs := range runs {
@@ -300,16 +343,19 @@ func (s *setup) trainCentral(seed uint64) ([][]*adapter.Update, error) {
 
 // evaluate measures every node's banks on its own held-out text (personal)
 // and on the global mix. The evaluation seed depends only on the run seed,
-// so every arm is scored on the same masks and timesteps.
+// so every arm is scored on the same masks and timesteps; that also makes a
+// result a pure function of (banks, text, seed), so identical banks — the
+// shared start, the central model, nodes holding the same aggregate — are
+// evaluated once.
 func (s *setup) evaluate(banks []*adapter.Update, seed uint64) (evaluation, error) {
 	e := evaluation{global: map[string]float64{}, personal: map[string]float64{}}
 	n := float64(len(banks))
 	for i, b := range banks {
-		own, err := dlm.Evaluate(s.base, b, s.shards[i].Heldout, s.opts.EvalSamples, seed+17)
+		own, err := s.evalCached(b, i, s.shards[i].Heldout, seed+17)
 		if err != nil {
 			return e, fmt.Errorf("node %d (%s): %w", i, s.shards[i].Name, err)
 		}
-		glob, err := dlm.Evaluate(s.base, b, s.global, s.opts.EvalSamples, seed+29)
+		glob, err := s.evalCached(b, -1, s.global, seed+29)
 		if err != nil {
 			return e, fmt.Errorf("node %d on the global mix: %w", i, err)
 		}
@@ -321,6 +367,54 @@ func (s *setup) evaluate(banks []*adapter.Update, seed uint64) (evaluation, erro
 		e.overallG += glob.Overall / n
 	}
 	return e, nil
+}
+
+type evalKey struct {
+	banks   [sha256.Size]byte
+	dataset int // shard index, -1 for the global mix
+	seed    uint64
+}
+
+func (s *setup) evalCached(b *adapter.Update, dataset int, text []byte, seed uint64) (*dlm.EvalResult, error) {
+	key := evalKey{banks: fingerprint(b), dataset: dataset, seed: seed}
+	s.evalMu.Lock()
+	if r, ok := s.evalCache[key]; ok {
+		s.evalMu.Unlock()
+		return r, nil
+	}
+	s.evalMu.Unlock()
+	r, err := dlm.Evaluate(s.base, b, text, s.opts.EvalSamples, seed)
+	if err != nil {
+		return nil, err
+	}
+	s.evalMu.Lock()
+	s.evalCache[key] = r
+	s.evalMu.Unlock()
+	return r, nil
+}
+
+// fingerprint hashes every tensor's name, shape and bits in a fixed order.
+func fingerprint(u *adapter.Update) [sha256.Size]byte {
+	h := sha256.New()
+	var buf [8]byte
+	for _, g := range u.GroupNames() {
+		for _, k := range u.Keys(g) {
+			t := u.Get(g, k)
+			h.Write([]byte(g + "/" + k + "\x00"))
+			for _, d := range t.Shape {
+				binary.LittleEndian.PutUint64(buf[:], uint64(d))
+				h.Write(buf[:])
+			}
+			raw := make([]byte, 4*len(t.Data))
+			for i, v := range t.Data {
+				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+			}
+			h.Write(raw)
+		}
+	}
+	var out [sha256.Size]byte
+	copy(out[:], h.Sum(nil))
+	return out
 }
 
 // consensusDistance is the mean pairwise L2 distance between the nodes'

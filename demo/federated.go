@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -34,7 +35,8 @@ func (s *setup) armConfig(arm string) config.Config {
 	}
 	f.RoundIntervalSecs = secs
 	f.Gossip.PropagationTimeoutSecs = secs
-	f.MinNodesForAggregation = min(f.MinNodesForAggregation, s.opts.Nodes)
+	// A majority of the nodes, as the shipped default (3) is for five.
+	f.MinNodesForAggregation = min(f.MinNodesForAggregation, s.opts.Nodes/2+1)
 	f.Node.Tier, f.Node.Scope = "tenant", "demo"
 	switch arm {
 	case "fedavg":
@@ -108,6 +110,7 @@ func (s *setup) trainFederated(ctx context.Context, arm string, seed uint64) (fe
 			FederationID: fmt.Sprintf("daf-demo-%s-%d", arm, seed),
 			ScopeKeys:    keys,
 			PingInterval: time.Second,
+			Logger:       s.nodeLogger(arm, i),
 			OnRoundDone: func(sum node.RoundSummary) {
 				mu.Lock()
 				defer mu.Unlock()
@@ -139,7 +142,7 @@ func (s *setup) trainFederated(ctx context.Context, arm string, seed uint64) (fe
 		go func() { defer running.Done(); errs <- nd.Run(runCtx) }()
 	}
 	defer func() { cancel(); running.Wait() }()
-	deadline := time.Now().Add(time.Until(genesis) + time.Duration(s.opts.Rounds+2)*interval + 30*time.Second)
+	deadline := time.Now().Add(time.Until(genesis) + time.Duration(s.opts.Rounds+4)*interval + 10*time.Second)
 	for {
 		mu.Lock()
 		done := 0
@@ -202,6 +205,16 @@ func (s *setup) trainFederated(ctx context.Context, arm string, seed uint64) (fe
 		fr.epsilon = max(fr.epsilon, e)
 	}
 	return fr, nil
+}
+
+// nodeLogger sends a node's warnings to the progress output in verbose mode
+// and discards them otherwise.
+func (s *setup) nodeLogger(arm string, i int) *slog.Logger {
+	if !s.opts.Verbose || s.opts.Progress == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	h := slog.NewTextHandler(s.opts.Progress, &slog.HandlerOptions{Level: slog.LevelWarn})
+	return slog.New(h).With("arm", arm, "node", i)
 }
 
 func replicateBanks(u *adapter.Update, n int) []*adapter.Update {

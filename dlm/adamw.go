@@ -11,19 +11,25 @@ type adamW struct {
 
 func newAdamW(n int) *adamW { return &adamW{m: make([]float32, n), v: make([]float32, n)} }
 
-func (o *adamW) update(params, grad []float32, lr, weightDecay float64) {
+// update takes one step. lrScale, when non-nil, multiplies the learning
+// rate (and with it the decoupled decay) per parameter.
+func (o *adamW) update(params, grad []float32, lr, weightDecay float64, lrScale []float32) {
 	const b1, b2, eps = 0.9, 0.999, 1e-8
 	o.step++
 	c1 := 1 - math.Pow(b1, float64(o.step))
 	c2 := 1 - math.Pow(b2, float64(o.step))
 	stepSize := float32(lr / c1)
-	decay := float32(1 - lr*weightDecay)
+	decayRate := float32(lr * weightDecay)
 	rc2 := float32(1 / math.Sqrt(c2))
 	for i, g := range grad {
 		m := b1*o.m[i] + (1-b1)*g
 		v := b2*o.v[i] + (1-b2)*g*g
 		o.m[i], o.v[i] = m, v
-		params[i] = params[i]*decay - stepSize*m/(float32(math.Sqrt(float64(v)))*rc2+eps)
+		s := float32(1)
+		if lrScale != nil {
+			s = lrScale[i]
+		}
+		params[i] = params[i]*(1-s*decayRate) - s*stepSize*m/(float32(math.Sqrt(float64(v)))*rc2+eps)
 	}
 }
 

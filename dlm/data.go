@@ -126,11 +126,52 @@ func DefaultCorpus(nodes int) ([]Shard, error) {
 	return shards, nil
 }
 
+// pretrainDomains are what the shipped base learned from: Go source of
+// standard-library packages that are none of the nodes' default domains.
+// A federation's sites hold data its public base model never saw; if the
+// base were pretrained on the nodes' own shards, their banks would have
+// almost nothing left to learn and federating them could not show anything.
+var pretrainDomains = []corpusDomain{
+	{"fmt", "fmt"},
+	{"strings", "strings"},
+	{"text/template", "text/template"},
+	{"go/parser", "go/parser"},
+	{"bufio", "bufio"},
+	{"net/url", "net/url"},
+	{"archive/zip", "archive/zip"},
+	{"flag", "flag"},
+	{"html/template", "html/template"},
+	{"strconv", "strconv"},
+}
+
+// PretrainShards is the corpus of the shipped base (see pretrainDomains),
+// one shard per package; the held-out parts measure the pretrained base.
+func PretrainShards() ([]Shard, error) {
+	root, err := goRoot()
+	if err != nil {
+		return nil, err
+	}
+	shards := make([]Shard, 0, len(pretrainDomains))
+	for _, d := range pretrainDomains {
+		p := filepath.Join(root, "src", d.path)
+		text, err := readText(p, maxShardBytes)
+		if err != nil {
+			return nil, err
+		}
+		s, err := split(d.name, text, p)
+		if err != nil {
+			return nil, err
+		}
+		shards = append(shards, s)
+	}
+	return shards, nil
+}
+
 // PretrainCorpus is the mix the shipped base was trained on: the training
-// parts of every default domain, interleaved in 4 KiB blocks so that no
-// domain dominates a stretch of the corpus. Held-out parts are excluded.
+// parts of PretrainShards, interleaved in 4 KiB blocks so that no package
+// dominates a stretch of the corpus.
 func PretrainCorpus() ([]byte, error) {
-	shards, err := DefaultCorpus(NumDefaultDomains)
+	shards, err := PretrainShards()
 	if err != nil {
 		return nil, err
 	}

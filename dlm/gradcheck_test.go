@@ -99,6 +99,14 @@ func checkLoRAGradient(t *testing.T, c ModelConfig, job seqJob) {
 	grad := newLoRA(c, nil)
 	jobs := []seqJob{job}
 	r.run(jobs, []*loraParams{bank}, []*loraParams{grad}, nil)
+	// Zero gradients would match zero difference quotients whatever the
+	// backward pass does: every factor of every module, the MLP's and the
+	// head's included, must have a live gradient in both A and B.
+	for _, f := range grad.all {
+		if allZero(f.a) || allZero(f.bt) {
+			t.Fatalf("%s: the gradient of A or B is identically zero", loraKey(f.layer, f.module, "A"))
+		}
+	}
 	checked := 0
 	for i := range bank.flat {
 		orig := bank.flat[i]
@@ -150,4 +158,13 @@ func TestBaseGradientMatchesFiniteDifferences(t *testing.T) {
 			})
 		}
 	}
+}
+
+func allZero(xs []float32) bool {
+	for _, v := range xs {
+		if v != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -21,14 +21,14 @@ type blockCache struct {
 	q     []float32
 	k     []float32
 	v     []float32
-	smid  [4][]float32 // (α/r)·x·Aᵀ per adapted module (L×r)
-	probs []float32    // heads × L × L
-	ctx   []float32    // attention output before o_proj (L×d)
-	hmid  []float32    // residual stream after attention (L×d)
-	nq    int          // query rows: L, or the masked rows in the last block
-	aq    []float32    // last block: ln1 output at the masked rows
-	hinq  []float32    // last block: residual stream at the masked rows
-	qT    []float32    // q, k, v transposed (d×rows), for the per-head products
+	smid  [blockModules][]float32 // (α/r)·x·Aᵀ per adapted module (L×r)
+	probs []float32               // heads × L × L
+	ctx   []float32               // attention output before o_proj (L×d)
+	hmid  []float32               // residual stream after attention (L×d)
+	nq    int                     // query rows: L, or the masked rows in the last block
+	aq    []float32               // last block: ln1 output at the masked rows
+	hinq  []float32               // last block: residual stream at the masked rows
+	qT    []float32               // q, k, v transposed (d×rows), for the per-head products
 	kT    []float32
 	vT    []float32
 	ln2   normCache
@@ -47,6 +47,7 @@ type seqWork struct {
 	hfin   []float32 // residual stream after the last block
 	lnf    normCache
 	logits []float32 // M × ByteVocab; after lossAndGrad, ∂loss/∂logits
+	smidH  []float32 // (α/r)·x·Aᵀ of the head's LoRA (M×r)
 
 	// backward scratch
 	dh, dhFull, da, daq        []float32
@@ -83,6 +84,7 @@ func newSeqWork(c ModelConfig) *seqWork {
 	w.hfin = make([]float32, L*d)
 	w.lnf = newNormCache(L, d)
 	w.logits = make([]float32, L*ByteVocab)
+	w.smidH = make([]float32, L*c.Rank)
 	w.dh, w.dhFull = make([]float32, L*d), make([]float32, L*d)
 	w.da, w.daq = make([]float32, L*d), make([]float32, L*d)
 	w.dq, w.dk, w.dv, w.dctx = make([]float32, L*d), make([]float32, L*d), make([]float32, L*d), make([]float32, L*d)
@@ -187,7 +189,7 @@ func colSum(db, dy []float32, rows int) {
 // does the final norm.
 func (w *seqWork) forward(p *params, bank *loraParams) {
 	c := w.cfg
-	L, d, H, hd, r := c.SeqLen, c.DModel, c.Heads, c.headDim(), c.Rank
+	L, d, H, hd := c.SeqLen, c.DModel, c.Heads, c.headDim()
 	M := len(w.masked)
 	if M == 0 {
 		return
@@ -206,7 +208,6 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 		}
 	}
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	ls := c.loraScale()
 	for l := range w.blocks {
 		bc, bp := &w.blocks[l], &p.blocks[l]
 		layerNorm(&bc.ln1, bc.hin, bp.ln1.g, bp.ln1.b, L, d)
@@ -226,9 +227,10 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 		matmul(bc.v, a, bp.v.w, L, d, d, false)
 		addBias(bc.v, bp.v.b, L)
 		if bank != nil {
-			w.loraForward(bc.smid[0], bc.q, aq, bank.a[l][0], bank.bt[l][0], ls, nq, d, r)
-			w.loraForward(bc.smid[1], bc.k, a, bank.a[l][1], bank.bt[l][1], ls, L, d, r)
-			w.loraForward(bc.smid[2], bc.v, a, bank.a[l][2], bank.bt[l][2], ls, L, d, r)
+			lb := &bank.blocks[l]
+			w.loraForward(bc.smid[modQ], bc.q, aq, lb[modQ], nq)
+			w.loraForward(bc.smid[modK], bc.k, a, lb[modK], L)
+			w.loraForward(bc.smid[modV], bc.v, a, lb[modV], L)
 		}
 		// Heads work on transposed (d×rows) copies so that every product
 		// runs along rows of length L or nq instead of the head width.
@@ -252,11 +254,14 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 		matmul(bc.hmid, bc.ctx, bp.o.w, nq, d, d, true)
 		addBias(bc.hmid, bp.o.b, nq)
 		if bank != nil {
-			w.loraForward(bc.smid[3], bc.hmid, bc.ctx, bank.a[l][3], bank.bt[l][3], ls, nq, d, r)
+			w.loraForward(bc.smid[modO], bc.hmid, bc.ctx, bank.blocks[l][modO], nq)
 		}
 		layerNorm(&bc.ln2, bc.hmid, bp.ln2.g, bp.ln2.b, nq, d)
 		matmul(bc.up, bc.ln2.out, bp.up.w, nq, d, c.FF, false)
 		addBias(bc.up, bp.up.b, nq)
+		if bank != nil {
+			w.loraForward(bc.smid[modUp], bc.up, bc.ln2.out, bank.blocks[l][modUp], nq)
+		}
 		for i, v := range bc.up[:nq*c.FF] {
 			bc.act[i] = max(v, 0)
 		}
@@ -267,10 +272,16 @@ func (w *seqWork) forward(p *params, bank *loraParams) {
 		copy(next[:nq*d], bc.hmid[:nq*d])
 		matmul(next, bc.act, bp.down.w, nq, c.FF, d, true)
 		addBias(next, bp.down.b, nq)
+		if bank != nil {
+			w.loraForward(bc.smid[modDown], next, bc.act, bank.blocks[l][modDown], nq)
+		}
 	}
 	layerNorm(&w.lnf, w.hfin, p.lnf.g, p.lnf.b, M, d)
 	matmul(w.logits, w.lnf.out, p.head.w, M, d, ByteVocab, false)
 	addBias(w.logits[:M*ByteVocab], p.head.b, M)
+	if bank != nil {
+		w.loraForward(w.smidH, w.logits, w.lnf.out, bank.head, M)
+	}
 }
 
 // neighbours returns the input tokens before and after position i
@@ -305,13 +316,16 @@ func scatterAddRows(dst, src []float32, rows []int32, d int) {
 	}
 }
 
-// loraForward adds (α/r)·x·Aᵀ·Bᵀ to out and keeps (α/r)·x·Aᵀ for backward.
-func (w *seqWork) loraForward(smid, out, x, a, bt []float32, ls float32, L, d, r int) {
-	mulAdd(false, true, L, r, d, x, d, a, d, 0, smid, r)
-	for i := range smid {
+// loraForward adds (α/r)·x·Aᵀ·Bᵀ to out (rows×f.out) for x (rows×f.in)
+// and keeps (α/r)·x·Aᵀ for backward.
+func (w *seqWork) loraForward(smid, out, x []float32, f *loraFactor, rows int) {
+	r := w.cfg.Rank
+	mulAdd(false, true, rows, r, f.in, x, f.in, f.a, f.in, 0, smid, r)
+	ls := w.cfg.loraScale()
+	for i := range smid[:rows*r] {
 		smid[i] *= ls
 	}
-	matmul(out, smid, bt, L, r, d, true)
+	matmul(out, smid, f.bt, rows, r, f.out, true)
 }
 
 // softmaxScaled turns a row of raw scores s into softmax(scale·s) in place.
@@ -342,14 +356,18 @@ func (w *seqWork) lossAndGrad(targets []byte, weight float32, keepGrad bool) flo
 		for _, v := range row[1:] {
 			mx = max(mx, v)
 		}
+		// CE = log Σ exp(z − max) − (z_target − max): taken from the
+		// logit, not from its exponential, which underflows to 0 for a
+		// confidently wrong model and would make the loss +Inf.
+		tgt := int(targets[pos])
+		shifted := float64(row[tgt] - mx)
 		var sum float32
 		for j, v := range row {
 			e := expf(v - mx)
 			row[j] = e
 			sum += e
 		}
-		tgt := int(targets[pos])
-		total += float64(math.Log(float64(sum))) - math.Log(float64(row[tgt]))
+		total += math.Log(float64(sum)) - shifted
 		if keepGrad {
 			inv := weight / sum
 			for j := range row {
@@ -367,12 +385,15 @@ func (w *seqWork) lossAndGrad(targets []byte, weight float32, keepGrad bool) flo
 // every weight-gradient product).
 func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 	c := w.cfg
-	L, d, H, hd, r := c.SeqLen, c.DModel, c.Heads, c.headDim(), c.Rank
+	L, d, H, hd := c.SeqLen, c.DModel, c.Heads, c.headDim()
 	M := len(w.masked)
 	if M == 0 {
 		return
 	}
 	matmul(w.dzm, w.logits, p.head.wt, M, ByteVocab, d, false)
+	if bank != nil {
+		w.loraBack(w.smidH, w.logits, w.lnf.out, w.dzm, bank.head, dbank, M)
+	}
 	if dp != nil {
 		matmulTA(dp.head.w, w.lnf.out, w.logits, M, d, ByteVocab)
 		colSum(dp.head.b, w.logits, M)
@@ -399,12 +420,20 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 			matmulTA(gp.down.w, bc.act, dh, nq, c.FF, d)
 			colSum(gp.down.b, dh, nq)
 		}
+		var lb *[blockModules]*loraFactor
+		if bank != nil {
+			lb = &bank.blocks[l]
+			w.loraBack(bc.smid[modDown], dh, bc.act, w.dup, lb[modDown], dbank, nq)
+		}
 		for i, v := range bc.up[:nq*c.FF] {
 			if v <= 0 {
 				w.dup[i] = 0
 			}
 		}
 		matmul(w.da, w.dup, bp.up.wt, nq, c.FF, d, false)
+		if bank != nil {
+			w.loraBack(bc.smid[modUp], w.dup, bc.ln2.out, w.da, lb[modUp], dbank, nq)
+		}
 		if gp != nil {
 			matmulTA(gp.up.w, bc.ln2.out, w.dup, nq, d, c.FF)
 			colSum(gp.up.b, w.dup, nq)
@@ -419,7 +448,7 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 			colSum(gp.o.b, dh, nq)
 		}
 		if bank != nil {
-			w.loraBack(bc.smid[3], dh, bc.ctx, w.dctx, bank.a[l][3], bank.bt[l][3], dbank, l, 3, nq, d, r)
+			w.loraBack(bc.smid[modO], dh, bc.ctx, w.dctx, lb[modO], dbank, nq)
 		}
 		transpose(w.dctxT, w.dctx, nq, d)
 		for head := 0; head < H; head++ {
@@ -475,9 +504,9 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 			colSum(gp.v.b, w.dv, L)
 		}
 		if bank != nil {
-			w.loraBack(bc.smid[0], w.dq, aq, dxq, bank.a[l][0], bank.bt[l][0], dbank, l, 0, nq, d, r)
-			w.loraBack(bc.smid[1], w.dk, a, dx, bank.a[l][1], bank.bt[l][1], dbank, l, 1, L, d, r)
-			w.loraBack(bc.smid[2], w.dv, a, dx, bank.a[l][2], bank.bt[l][2], dbank, l, 2, L, d, r)
+			w.loraBack(bc.smid[modQ], w.dq, aq, dxq, lb[modQ], dbank, nq)
+			w.loraBack(bc.smid[modK], w.dk, a, dx, lb[modK], dbank, L)
+			w.loraBack(bc.smid[modV], w.dv, a, dx, lb[modV], dbank, L)
 		}
 		if !needInput {
 			break
@@ -516,21 +545,25 @@ func (w *seqWork) backward(p *params, bank, dbank *loraParams, dp *params) {
 	}
 }
 
-// loraBack accumulates the bank gradient of one adapted module and adds the
-// LoRA path's contribution to dx. dy is ∂/∂(module output).
-func (w *seqWork) loraBack(smid, dy, x, dx, a, bt []float32, dbank *loraParams, l, m, L, d, r int) {
+// loraBack accumulates the gradient of factor f into its counterpart in
+// dbank (when non-nil) and adds the LoRA path's contribution to dx (when
+// non-nil). dy is ∂/∂(module output), rows×f.out; x the module input.
+func (w *seqWork) loraBack(smid, dy, x, dx []float32, f *loraFactor, dbank *loraParams, rows int) {
+	r := w.cfg.Rank
 	ls := w.cfg.loraScale()
 	// ∂/∂smid = dy·btᵀ; the chain rule through smid = (α/r)·x·Aᵀ adds α/r.
-	mulAdd(false, true, L, r, d, dy, d, bt, d, 0, w.dmid, r)
-	for i := range w.dmid {
-		w.dmid[i] *= ls
+	dmid := w.dmid[:rows*r]
+	mulAdd(false, true, rows, r, f.out, dy, f.out, f.bt, f.out, 0, dmid, r)
+	for i := range dmid {
+		dmid[i] *= ls
 	}
 	if dbank != nil {
-		matmulTA(dbank.bt[l][m], smid, dy, L, r, d)
-		// ∂A (r×d) = dmidᵀ·x
-		mulAdd(true, false, r, d, L, w.dmid, r, x, d, 1, dbank.a[l][m], d)
+		g := dbank.factor(f)
+		matmulTA(g.bt, smid, dy, rows, r, f.out)
+		// ∂A (r×in) = dmidᵀ·x
+		mulAdd(true, false, r, f.in, rows, dmid, r, x, f.in, 1, g.a, f.in)
 	}
 	if dx != nil {
-		matmul(dx, w.dmid, a, L, r, d, true)
+		matmul(dx, dmid, f.a, rows, r, f.in, true)
 	}
 }

@@ -86,7 +86,7 @@ func Pretrain(corpus []byte, cfg PretrainConfig, progress func(step int, loss fl
 		clipNorm(grad.flat, cfg.ClipGrad)
 		// No weight decay: a few thousand steps on a model this small
 		// underfit, there is nothing to regularise.
-		opt.update(b.p.flat, grad.flat, cfg.lrAt(step), 0)
+		opt.update(b.p.flat, grad.flat, cfg.lrAt(step), 0, nil)
 		b.p.refresh()
 		var loss float64
 		for _, j := range jobs {

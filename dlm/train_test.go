@@ -230,6 +230,11 @@ func TestTrainRejectsBadInput(t *testing.T) {
 		"nan lr":       {banks, data, TrainConfig{Steps: 1, Batch: 2, LR: math.NaN()}, ErrConfig},
 		"zero steps":   {banks, data, TrainConfig{Batch: 2, LR: 1e-2}, ErrConfig},
 		"short data":   {banks, data[:10], ok, ErrData},
+		"nan ratio":    {banks, data, TrainConfig{Steps: 1, Batch: 2, LR: 1e-2, LRRatioB: math.NaN()}, ErrConfig},
+		"neg warmup":   {banks, data, TrainConfig{Steps: 1, Batch: 2, LR: 1e-2, Warmup: -1}, ErrConfig},
+		"decay of B":   {banks, data, TrainConfig{Steps: 1, Batch: 2, LR: 1e-2, WeightDecay: 1, LRRatioB: 200}, ErrConfig},
+		"mlp missing":  {dropKey(banks, "fine", loraKey(1, "down", "A")), data, ok, ErrBanks},
+		"head shape":   {reshape(banks, "coarse", loraKey(0, "head", "B")), data, ok, ErrBanks},
 		"nil banks":    {nil, data, ok, ErrBanks},
 		"missing":      {dropKey(banks, "domain", loraKey(1, "v", "B")), data, ok, ErrBanks},
 		"wrong shape":  {reshape(banks, "fine", loraKey(0, "q", "A")), data, ok, ErrBanks},
@@ -306,5 +311,98 @@ func TestTrainerRounds(t *testing.T) {
 	cancel()
 	if _, err := tr.Train(cancelled, 3, u2); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled context: %v", err)
+	}
+}
+
+func TestLearningRateSchedule(t *testing.T) {
+	c := TrainConfig{Steps: 4, LR: 0.8, Warmup: 1, Anneal: true}
+	// Warm-up halves step 0; annealing scales step s by (4−s)/4.
+	want := []float64{0.4, 0.6, 0.4, 0.2}
+	for s, w := range want {
+		if got := c.lrAt(s); math.Abs(got-w) > 1e-12 {
+			t.Errorf("step %d: lr %v, want %v", s, got, w)
+		}
+	}
+	c = TrainConfig{Steps: 4, LR: 0.8}
+	for s := range 4 {
+		if got := c.lrAt(s); got != 0.8 {
+			t.Errorf("constant schedule, step %d: lr %v", s, got)
+		}
+	}
+}
+
+func TestBLearningRateRatioCoversExactlyTheBFactors(t *testing.T) {
+	c := tinyConfig()
+	lp := newLoRA(c, nil)
+	scale := lp.bLRScale(16)
+	var nB int
+	for _, f := range lp.all {
+		nB += len(f.bt)
+		// Mark B through the view; its positions must carry the ratio.
+		for i := range f.bt {
+			f.bt[i] = 1
+		}
+	}
+	for i, v := range lp.flat {
+		if (v == 1) != (scale[i] == 16) || (v != 1 && scale[i] != 1) {
+			t.Fatalf("flat[%d]: B marker %v, scale %v", i, v, scale[i])
+		}
+	}
+	wantB := c.Layers*c.Rank*(4*c.DModel+c.FF+c.DModel) + c.Rank*ByteVocab
+	if nB != wantB {
+		t.Fatalf("%d B values, want %d", nB, wantB)
+	}
+}
+
+func TestNewBanksHoldPEFTNamedFactorsOfEveryModule(t *testing.T) {
+	c := tinyConfig()
+	base, err := newBase(c, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := NewBanks(base, adapter.DefaultGroups, 1)
+	want := map[string][2]int{ // key → shape
+		"base_model.model.layers.0.attn.q_proj.lora_A.weight": {c.Rank, c.DModel},
+		"base_model.model.layers.1.attn.o_proj.lora_B.weight": {c.DModel, c.Rank},
+		"base_model.model.layers.0.mlp.up.lora_A.weight":      {c.Rank, c.DModel},
+		"base_model.model.layers.0.mlp.up.lora_B.weight":      {c.FF, c.Rank},
+		"base_model.model.layers.1.mlp.down.lora_A.weight":    {c.Rank, c.FF},
+		"base_model.model.layers.1.mlp.down.lora_B.weight":    {c.DModel, c.Rank},
+		"base_model.model.head.lora_A.weight":                 {c.Rank, c.DModel},
+		"base_model.model.head.lora_B.weight":                 {ByteVocab, c.Rank},
+	}
+	for _, g := range u.GroupNames() {
+		if n := len(u.Groups[g]); n != 2*(6*c.Layers+1) {
+			t.Errorf("group %s holds %d tensors, want %d", g, n, 2*(6*c.Layers+1))
+		}
+		for k, shape := range want {
+			if ts := u.Get(g, k); !shapeIs(ts, shape[0], shape[1]) {
+				t.Errorf("%s/%s: %v, want shape %v", g, k, ts, shape)
+			}
+		}
+		var size int
+		for _, ts := range u.Groups[g] {
+			size += len(ts.Data)
+		}
+		if size != loraSize(c) {
+			t.Errorf("group %s holds %d values, want %d", g, size, loraSize(c))
+		}
+	}
+}
+
+// A confidently wrong prediction must give a large finite loss, not +Inf:
+// the target's probability underflows in float32 long before its logit
+// gap does.
+func TestLossStaysFiniteForConfidentlyWrongLogits(t *testing.T) {
+	w := &seqWork{masked: []int32{0}, logits: make([]float32, ByteVocab)}
+	w.logits[1] = 500 // everything on byte 1; the target is byte 0
+	got := w.lossAndGrad([]byte{0}, 1, true)
+	if math.IsInf(got, 0) || math.IsNaN(got) || math.Abs(got-500) > 1e-3 {
+		t.Fatalf("loss = %v, want 500 (the logit gap)", got)
+	}
+	for j, g := range w.logits {
+		if math.IsNaN(float64(g)) || math.IsInf(float64(g), 0) {
+			t.Fatalf("gradient[%d] = %v", j, g)
+		}
 	}
 }

@@ -14,15 +14,15 @@ import (
 	"github.com/dafnet/daf/seal"
 )
 
-// testFed is a federation for fast tests: 2 s rounds (slack for the race
-// detector on two cores), tenant tier (clip,
+// testFed is a federation for fast tests: 2 s rounds (6 s under the race
+// detector), tenant tier (clip,
 // no noise), plain weighted averages so the expected model is exact.
 func testFed(minNodes int) config.Config {
 	c := config.Default()
 	f := &c.Federation
-	f.RoundIntervalSecs = 2
+	f.RoundIntervalSecs = 2 * slowdown
 	f.MinNodesForAggregation = minNodes
-	f.Gossip.PropagationTimeoutSecs = 1
+	f.Gossip.PropagationTimeoutSecs = 1 * slowdown
 	f.Node.Tier = "tenant"
 	f.Node.Scope = "lab"
 	f.DAF.CoarseStrategy, f.DAF.DomainStrategy, f.DAF.FineStrategy = "weighted_average", "weighted_average", "weighted_average"
@@ -168,7 +168,7 @@ func waitCond(t *testing.T, what string, d time.Duration, cond func() bool, repo
 func TestClusterConvergesAndResumes(t *testing.T) {
 	c := newCluster(t, 4, 3)
 	for i := range c.nodes {
-		waitCond(t, "two completed rounds on every node", 30*time.Second, func() bool { return len(c.completed(i)) >= 2 })
+		waitCond(t, "two completed rounds on every node", slowdown*30*time.Second, func() bool { return len(c.completed(i)) >= 2 })
 	}
 	mean := c.meanTarget()
 	scale := Distance(mean, nil)
@@ -179,7 +179,7 @@ func TestClusterConvergesAndResumes(t *testing.T) {
 	// loaded machine the detector may down-weight a straggler's update, which
 	// moves the fixed point a little, so the bound leaves room for that.
 	for i := range c.nodes {
-		waitCond(t, "convergence towards the mean target", 45*time.Second, func() bool {
+		waitCond(t, "convergence towards the mean target", slowdown*45*time.Second, func() bool {
 			got := c.completed(i)
 			return Distance(mean, got[len(got)-1].Adapter) < 0.3*scale
 		}, func() string { return c.history(mean) })
@@ -219,7 +219,7 @@ func TestClusterConvergesAndResumes(t *testing.T) {
 	if after := c.nodes[3].Adapters(); after == nil || Distance(before, after) != 0 {
 		t.Fatalf("restarted node lost its adapter")
 	}
-	waitCond(t, "a round completed after the restart", 30*time.Second, func() bool {
+	waitCond(t, "a round completed after the restart", slowdown*30*time.Second, func() bool {
 		got := c.completed(3)
 		return got[len(got)-1].Round > lastRound
 	})

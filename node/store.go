@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"time"
 
 	"github.com/dafnet/daf/defense"
 	"github.com/dafnet/daf/gossip"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Bucket names of state.db. Changing one orphans existing data, so they are
@@ -38,10 +40,29 @@ type Store struct {
 }
 
 // OpenStore opens (creating if needed) the bbolt file at path.
+//
+// A file that exists but is not a sound database is refused with
+// ErrCorruptState and left untouched. bbolt would initialise an empty
+// file as a new database, and a node that quietly started with a fresh
+// state would have forgotten its privacy ledger and spend the budget
+// again; what to do with a damaged file is the operator's call.
 func OpenStore(path string) (*Store, error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, fmt.Errorf("%w: %s is empty (0 bytes): refusing to start over with a fresh privacy ledger; remove it only if this node never ran", ErrCorruptState, path)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("open state %s: %w", path, err)
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open state %s: locked by another process (is another daf node running on this data directory?)", path)
+		}
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open state %s: %w", path, err)
+		}
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
+	}
+	if err := checkConsistent(db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%w: %s: %v", ErrCorruptState, path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range allBuckets {
@@ -56,6 +77,28 @@ func OpenStore(path string) (*Store, error) {
 		return nil, fmt.Errorf("init state %s: %w", path, err)
 	}
 	return &Store{db: db, path: path}, nil
+}
+
+// checkConsistent walks the page tree once at start-up (milliseconds for a
+// node's state), so damage inside the file is found before the node acts
+// on it rather than as a panic in the middle of a round.
+func checkConsistent(db *bolt.DB) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("consistency check: %v", r)
+		}
+	}()
+	return db.View(func(tx *bolt.Tx) error {
+		// The channel is drained to the end: the checker goroutine reads
+		// the transaction until it closes it.
+		var first error
+		for e := range tx.Check() {
+			if first == nil {
+				first = fmt.Errorf("consistency check: %w", e)
+			}
+		}
+		return first
+	})
 }
 
 // Close closes the file.

@@ -138,17 +138,17 @@ func New(cfg Config) (*Host, error) {
 	}
 	boot := make([]peer.AddrInfo, 0, len(cfg.Bootstrap))
 	for _, s := range cfg.Bootstrap {
-		ai, err := peer.AddrInfoFromString(s)
+		ai, err := ParseBootstrap(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: bootstrap %q: %v", ErrBadAddr, s, err)
+			return nil, fmt.Errorf("bootstrap %q: %w", s, err)
 		}
-		boot = append(boot, *ai)
+		boot = append(boot, ai)
 	}
 	listen := make([]ma.Multiaddr, 0, len(cfg.Listen))
 	for _, s := range cfg.Listen {
-		a, err := ma.NewMultiaddr(s)
+		a, err := ParseListen(s)
 		if err != nil {
-			return nil, fmt.Errorf("%w: listen %q: %v", ErrBadAddr, s, err)
+			return nil, fmt.Errorf("listen %q: %w", s, err)
 		}
 		listen = append(listen, a)
 	}
@@ -160,7 +160,11 @@ func New(cfg Config) (*Host, error) {
 	h, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen...),
-		libp2p.Transport(tcp.NewTCPTransport),
+		// No SO_REUSEPORT: with it a second node started on a taken port
+		// listens too, and the kernel splits inbound connections between
+		// the two at random. Outbound dials then use ephemeral ports, which
+		// only matters for TCP hole punching, and relays are off anyway.
+		libp2p.Transport(tcp.NewTCPTransport, tcp.DisableReuseport()),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.DefaultSecurity,
 		libp2p.DefaultMuxers,

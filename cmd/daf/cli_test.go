@@ -27,6 +27,16 @@ func runCLI(t *testing.T, args ...string) (int, string) {
 // between Execute calls in one process.
 func resetFlags(c *cobra.Command) {
 	c.Flags().VisitAll(func(f *pflag.Flag) {
+		// Set on a slice flag appends, so slices are replaced whole.
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			var def []string
+			if d := strings.Trim(f.DefValue, "[]"); d != "" {
+				def = strings.Split(d, ",")
+			}
+			sv.Replace(def)
+			f.Changed = false
+			return
+		}
 		f.Value.Set(f.DefValue)
 		f.Changed = false
 	})

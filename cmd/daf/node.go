@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,6 +19,9 @@ import (
 	"github.com/dafnet/daf/config"
 	"github.com/dafnet/daf/dlm"
 	"github.com/dafnet/daf/node"
+	"github.com/dafnet/daf/p2p"
+	"github.com/dafnet/daf/seal"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
 )
 
@@ -52,6 +57,9 @@ program through files (docs/TRAINER.md).`,
 			case trainData != "" && trainerDir != "":
 				return badInputf("--train-data and --trainer-dir: choose one trainer")
 			}
+			if err := checkNodePaths(dataDir, listen, bootstrap); err != nil {
+				return err
+			}
 			logger, err := newLogger(logFormat, logLevel)
 			if err != nil {
 				return badInput(err)
@@ -64,7 +72,7 @@ program through files (docs/TRAINER.md).`,
 			if err != nil {
 				return badInputf("--genesis: %v", err)
 			}
-			trainer, err := buildTrainer(fed, trainData, trainerDir)
+			trainer, err := buildTrainer(fed, trainData, trainerDir, federationID)
 			if err != nil {
 				return badInput(err)
 			}
@@ -78,7 +86,10 @@ program through files (docs/TRAINER.md).`,
 				Genesis: gen, FederationID: federationID, Logger: logger,
 			})
 			if err != nil {
-				if errors.Is(err, node.ErrConfig) {
+				if errors.Is(err, node.ErrCorruptState) {
+					return badInputf("%v (left as it is: restore it from a backup, or move it aside to start over with an empty privacy ledger)", err)
+				}
+				if errors.Is(err, node.ErrConfig) || errors.Is(err, seal.ErrKeyFilePermissions) || errors.Is(err, seal.ErrKeyFileFormat) {
 					return badInput(err)
 				}
 				return err
@@ -119,6 +130,58 @@ program through files (docs/TRAINER.md).`,
 	rootCmd.AddCommand(cmd)
 }
 
+// checkNodePaths rejects the flags that name a place (data directory,
+// addresses) before anything is created or opened, so each mistake is a
+// usage error naming its flag.
+func checkNodePaths(dataDir string, listen, bootstrap []string) error {
+	if fi, err := os.Stat(dataDir); err == nil && !fi.IsDir() {
+		return badInputf("--data-dir %s: not a directory", dataDir)
+	}
+	for _, s := range listen {
+		a, err := p2p.ParseListen(s)
+		if err != nil {
+			return badInputf("--listen %q: %v", s, err)
+		}
+		if err := portFree(a); err != nil {
+			return badInputf("--listen %q: %v", s, err)
+		}
+	}
+	for _, s := range bootstrap {
+		if _, err := p2p.ParseBootstrap(s); err != nil {
+			return badInputf("--bootstrap %q: %v", s, err)
+		}
+	}
+	return nil
+}
+
+// portFree tries the fixed TCP or UDP port of a listen address, so a port
+// another program holds is reported as one line naming the flag rather
+// than as libp2p's start-up failure. Port 0 and other shapes pass: the
+// host reports those itself.
+func portFree(a ma.Multiaddr) error {
+	host, err := a.ValueForProtocol(ma.P_IP4)
+	if err != nil {
+		if host, err = a.ValueForProtocol(ma.P_IP6); err != nil {
+			return nil
+		}
+	}
+	if port, err := a.ValueForProtocol(ma.P_TCP); err == nil && port != "0" {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		return ln.Close()
+	}
+	if port, err := a.ValueForProtocol(ma.P_UDP); err == nil && port != "0" {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+		if err != nil {
+			return err
+		}
+		return pc.Close()
+	}
+	return nil
+}
+
 func newLogger(format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
@@ -150,10 +213,14 @@ func parseGenesis(s string) (time.Time, error) {
 
 // buildTrainer makes the node's trainer from the flags: the built-in
 // reference model, the file-drop bridge, or none.
-func buildTrainer(fed config.Config, trainData, trainerDir string) (node.Trainer, error) {
+func buildTrainer(fed config.Config, trainData, trainerDir, federationID string) (node.Trainer, error) {
 	switch {
 	case trainerDir != "":
-		return node.NewFileDropTrainer(trainerDir, 0)
+		t, err := node.NewFileDropTrainer(trainerDir, 0)
+		if err != nil {
+			return nil, fmt.Errorf("--trainer-dir %s: %w", trainerDir, err)
+		}
+		return t, nil
 	case trainData != "":
 		shards, err := dlm.LoadShards([]string{trainData})
 		if err != nil {
@@ -165,23 +232,33 @@ func buildTrainer(fed config.Config, trainData, trainerDir string) (node.Trainer
 		}
 		text := append(append([]byte(nil), shards[0].Train...), shards[0].Heldout...)
 		cfg := dlm.DefaultTrainConfig()
-		return &refTrainer{Trainer: dlm.NewTrainer(base, text, cfg), base: base, groups: groupsOf(fed), seed: cfg.Seed}, nil
+		return &refTrainer{Trainer: dlm.NewTrainer(base, text, cfg), base: base, groups: groupsOf(fed), initSeed: initialBanksSeed(federationID)}, nil
 	}
 	return nil, nil
 }
 
 // refTrainer is the reference model's trainer plus the initial banks every
-// node starts from (same seed, same banks), so the first release is a
-// small delta.
+// node of the federation starts from. Averaging LoRA factors is only
+// meaningful from a shared start (the A factors of two random inits have
+// nothing to do with each other), so the banks come from a seed of the
+// federation, never from anything a node chooses for itself.
 type refTrainer struct {
 	*dlm.Trainer
-	base   *dlm.Base
-	groups []adapter.GroupRange
-	seed   uint64
+	base     *dlm.Base
+	groups   []adapter.GroupRange
+	initSeed uint64
 }
 
 func (r *refTrainer) InitialAdapter() (*adapter.Update, error) {
-	return dlm.NewBanks(r.base, r.groups, r.seed), nil
+	return dlm.NewBanks(r.base, r.groups, r.initSeed), nil
+}
+
+// initialBanksSeed is the federation-wide seed of the initial banks: the
+// first 8 bytes (big-endian) of SHA-256 over a domain tag and the
+// federation id, the same on every node that passes the same --federation-id.
+func initialBanksSeed(federationID string) uint64 {
+	sum := sha256.Sum256([]byte("daf/initial-banks/v1\x00" + federationID))
+	return binary.BigEndian.Uint64(sum[:8])
 }
 
 // groupsOf are the timestep groups of [federation.daf].

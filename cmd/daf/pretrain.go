@@ -30,8 +30,9 @@ func init() {
 		Short: "Regenerate the reference diffusion LM's base model",
 		Long: `Pretrain trains the reference masked-diffusion language model from scratch and
 writes it as a safetensors file. Without --data it trains on the default corpus
-(prose and Go standard-library source shipped with every Go installation) — the
-recipe of the shipped dlm/base.safetensors. With --data it trains on your text
+(Go standard-library source shipped with every Go installation, from packages
+that are none of the demo nodes' domains) — the recipe of the shipped
+dlm/base.safetensors. With --data it trains on your text
 files or directories instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -45,7 +46,7 @@ files or directories instead.`,
 			if len(data) > 0 {
 				shards, err = dlm.LoadShards(data)
 			} else {
-				shards, err = dlm.DefaultCorpus(dlm.NumDefaultDomains)
+				shards, err = dlm.PretrainShards()
 			}
 			if err != nil {
 				return badInput(err)
