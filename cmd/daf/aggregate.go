@@ -91,7 +91,7 @@ files (daf.kind=adapter), or deltas with --base.`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.strategy, "strategy", "", "aggregation strategy (daf or a strategy name; required)")
 	fl.StringVar(&f.configFile, "config", "", "federation.toml for daf's per-group strategies, node bounds and trim_fraction")
-	fl.Float64Var(&f.trimFraction, "trim-fraction", 0.1, "trimmed_mean: fraction cut from each side (default: the config's trim_fraction)")
+	fl.Float64Var(&f.trimFraction, "trim-fraction", 0.1, "trimmed_mean: fraction cut from each side; unset, the trim_fraction of --config")
 	fl.IntVar(&f.krumF, "krum-f", -1, "krum/multi_krum: assumed Byzantine count (-1: per group, the largest f with n > 2f+2)")
 	fl.Float64Var(&f.temperature, "temperature", 1, "quality_weighted/learned_attention softmax temperature")
 	fl.StringVar(&f.metric, "metric", "perplexity_improvement", "quality_weighted metric: perplexity_improvement, task_accuracy or composite")
