@@ -175,8 +175,7 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 		seed := uint64(1000 + k)
 		res.Seeds = append(res.Seeds, seed)
 		// The federated arms are separate federations whose rounds are
-		// wall-clock slots, so they run side by side; the others train as
-		// fast as the cores allow, one after the other.
+		// wall-clock slots, so they run side by side.
 		type outcome struct {
 			arm string
 			run armRun
@@ -196,6 +195,10 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 				results <- outcome{arm, run, err}
 			}(arm)
 		}
+		// The local and central arms start once the federations are done,
+		// so they do not take the cores the nodes need to train inside
+		// their rounds.
+		federated.Wait()
 		for _, arm := range opts.Arms {
 			if arm != "local" && arm != "central" {
 				continue
@@ -204,7 +207,6 @@ func Run(ctx context.Context, opts Options) (*Results, error) {
 			run, err := s.runArm(ctx, arm, seed)
 			results <- outcome{arm, run, err}
 		}
-		federated.Wait()
 		close(results)
 		var firstErr error
 		for o := range results {
