@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,20 +122,51 @@ func WriteMarkdown(w io.Writer, res *Results) {
 }
 
 // plotGroup draws the global loss per round of every arm for one group.
+// The y axis spans the arms that stay near the starting loss; an arm that
+// leaves it by far (DP noise on five nodes does) is clipped at the top and
+// marked "off scale" in the legend rather than flattening every other curve.
 func plotGroup(path string, res *Results, group string) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("held-out loss, %s (global mix)", group)
 	p.X.Label.Text = "round"
 	p.Y.Label.Text = "nats per masked token"
+	lossAt := func(r RoundLoss) float64 {
+		if group == "overall" {
+			return r.Overall.Global
+		}
+		return r.Groups[group].Global
+	}
+	var start float64
+	for _, name := range armOrder(res.Arms) {
+		if pr := res.Arms[name].PerRound; len(pr) > 0 {
+			start = lossAt(pr[0])
+			break
+		}
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	offScale := map[string]bool{}
+	for _, name := range armOrder(res.Arms) {
+		for _, r := range res.Arms[name].PerRound {
+			if l := lossAt(r); l > 2*start || math.IsNaN(l) {
+				offScale[name] = true
+			}
+		}
+		if offScale[name] {
+			continue
+		}
+		for _, r := range res.Arms[name].PerRound {
+			lo, hi = math.Min(lo, lossAt(r)), math.Max(hi, lossAt(r))
+		}
+	}
 	for i, name := range armOrder(res.Arms) {
 		a := res.Arms[name]
 		pts := make(plotter.XYs, 0, len(a.PerRound))
 		for _, r := range a.PerRound {
-			l := r.Overall
-			if group != "overall" {
-				l = r.Groups[group]
+			y := lossAt(r)
+			if offScale[name] && !math.IsInf(hi, 0) {
+				y = math.Min(y, hi+(hi-lo)*0.1)
 			}
-			pts = append(pts, plotter.XY{X: float64(r.Round), Y: l.Global})
+			pts = append(pts, plotter.XY{X: float64(r.Round), Y: y})
 		}
 		if len(pts) == 0 {
 			continue
@@ -146,7 +178,15 @@ func plotGroup(path string, res *Results, group string) error {
 		line.Color = plotutil.Color(i)
 		line.Width = vg.Points(1.5)
 		p.Add(line)
-		p.Legend.Add(name, line)
+		label := name
+		if offScale[name] {
+			label += " (off scale)"
+		}
+		p.Legend.Add(label, line)
+	}
+	if !math.IsInf(lo, 0) && hi > lo {
+		pad := (hi - lo) * 0.1
+		p.Y.Min, p.Y.Max = lo-pad, hi+2*pad
 	}
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
