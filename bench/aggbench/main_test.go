@@ -27,7 +27,7 @@ func TestGenThenKernels(t *testing.T) {
 		t.Fatalf("n02: samples %v, %d values", u.Meta.Samples, len(u.Get("fine", "layer.weight").Data))
 	}
 	stdout := os.Stdout
-	devnull, _ := os.Open(os.DevNull)
+	devnull, _ := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	os.Stdout = devnull
 	err = kernels([]string{"-dir", dir, "-reps", "1"})
 	os.Stdout = stdout
