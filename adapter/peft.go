@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dafnet/daf/internal/atomicfile"
 	"math"
 	"os"
 	"path/filepath"
@@ -261,10 +262,10 @@ func ExportPEFT(u *Update, group string, dir string, cfg PEFTConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(dir, PEFTModelFile), model, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, PEFTModelFile), model, 0o644); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, PEFTConfigFile), config, 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, PEFTConfigFile), config, 0o644)
 }
 
 func fillPEFTConfig(cfg *PEFTConfig, u *Update, group string) error {

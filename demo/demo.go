@@ -271,7 +271,13 @@ func (s *setup) runArm(ctx context.Context, arm string, seed uint64) (armRun, er
 		}
 		run.perRound = append(run.perRound, e)
 	}
-	run.consensus = consensusDistance(history[len(history)-1])
+	// Distance on the factors as exchanged: the quantity the nodes'
+	// aggregation drives together (dlm also reports it on ΔW).
+	cons, err := dlm.ConsensusDistance(history[len(history)-1])
+	if err != nil {
+		return run, fmt.Errorf("consensus distance: %w", err)
+	}
+	run.consensus = cons.Factor
 	return run, nil
 }
 
@@ -417,38 +423,4 @@ func fingerprint(u *adapter.Update) [sha256.Size]byte {
 	var out [sha256.Size]byte
 	copy(out[:], h.Sum(nil))
 	return out
-}
-
-// consensusDistance is the mean pairwise L2 distance between the nodes'
-// banks (all groups jointly): 0 when every node holds the same model.
-func consensusDistance(banks []*adapter.Update) float64 {
-	var sum float64
-	pairs := 0
-	for i := 0; i < len(banks); i++ {
-		for j := i + 1; j < len(banks); j++ {
-			sum += updateDistance(banks[i], banks[j])
-			pairs++
-		}
-	}
-	if pairs == 0 {
-		return 0
-	}
-	return sum / float64(pairs)
-}
-
-func updateDistance(a, b *adapter.Update) float64 {
-	var ss float64
-	for _, g := range a.GroupNames() {
-		for _, k := range a.Keys(g) {
-			ta, tb := a.Get(g, k), b.Get(g, k)
-			if tb == nil || len(ta.Data) != len(tb.Data) {
-				return math.Inf(1)
-			}
-			for i := range ta.Data {
-				d := float64(ta.Data[i]) - float64(tb.Data[i])
-				ss += d * d
-			}
-		}
-	}
-	return math.Sqrt(ss)
 }

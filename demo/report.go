@@ -3,9 +3,9 @@ package demo
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/dafnet/daf/internal/atomicfile"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -21,12 +21,12 @@ func writeOutputs(dir string, res *Results) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, "results.json"), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
 		return err
 	}
 	var md strings.Builder
 	WriteMarkdown(&md, res)
-	if err := writeFileAtomic(filepath.Join(dir, "results.md"), []byte(md.String())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, "results.md"), []byte(md.String()), 0o644); err != nil {
 		return err
 	}
 	for _, g := range append(append([]string(nil), res.Groups...), "overall") {
@@ -35,22 +35,6 @@ func writeOutputs(dir string, res *Results) error {
 		}
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // WriteTable prints the terminal table: rows are arms, columns the loss per

@@ -8,8 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/dafnet/daf/adapter"
 )
 
 func TestMeanStd(t *testing.T) {
@@ -64,25 +62,6 @@ func TestSummariseUsesTheShortestRun(t *testing.T) {
 	}
 	if a := summarise(runs, []string{"coarse"}); len(a.PerRound) != 2 {
 		t.Fatalf("per_round has %d points, want the shorter run's 2", len(a.PerRound))
-	}
-}
-
-func TestConsensusDistance(t *testing.T) {
-	mk := func(vals ...float32) *adapter.Update {
-		u := adapter.New()
-		u.Set("coarse", "m.lora_A.weight", &adapter.Tensor{Shape: []int{len(vals)}, Data: vals})
-		return u
-	}
-	// Pairwise distances 5, 10, 5: mean 20/3.
-	got := consensusDistance([]*adapter.Update{mk(0, 0), mk(3, 4), mk(6, 8)})
-	if math.Abs(got-20.0/3) > 1e-12 {
-		t.Fatalf("consensus = %v, want 20/3", got)
-	}
-	if got := consensusDistance([]*adapter.Update{mk(1, 2), mk(1, 2)}); got != 0 {
-		t.Fatalf("identical models: %v, want 0", got)
-	}
-	if got := consensusDistance([]*adapter.Update{mk(1, 2), mk(1)}); !math.IsInf(got, 1) {
-		t.Fatalf("mismatched shapes: %v, want +Inf", got)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dafnet/daf/internal/atomicfile"
 	"math"
 	"os"
 	"path/filepath"
@@ -74,7 +75,7 @@ func (f *FileDropTrainer) Train(ctx context.Context, round uint64, current *adap
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(filepath.Join(f.Dir, "outbox", fmt.Sprintf("round-%d.json", round)), ticket); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(f.Dir, "outbox", fmt.Sprintf("round-%d.json", round)), ticket, 0o644); err != nil {
 		return nil, fmt.Errorf("trainer outbox: %w", err)
 	}
 	f.pruneOutbox(round)
@@ -166,28 +167,4 @@ func (f *FileDropTrainer) Evaluate(ctx context.Context, _ *adapter.Update) (map[
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return m, nil
-}
-
-// writeFileAtomic writes via a temporary file and a rename, so a reader
-// never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
