@@ -76,10 +76,17 @@ program through files (docs/TRAINER.md).`,
 			if err != nil {
 				return badInput(err)
 			}
+			// The metrics port is taken before the node opens its store and
+			// host, so a port in use fails fast with nothing left to undo.
+			var metricsLn net.Listener
 			if metricsAddr != "" {
 				if _, _, err := net.SplitHostPort(metricsAddr); err != nil {
 					return badInputf("--metrics %q: want HOST:PORT: %v", metricsAddr, err)
 				}
+				if metricsLn, err = net.Listen("tcp", metricsAddr); err != nil {
+					return badInputf("--metrics %q: %v", metricsAddr, err)
+				}
+				defer metricsLn.Close()
 			}
 			n, err := node.New(node.Config{
 				Fed: fed, DataDir: dataDir, Listen: listen, Bootstrap: bootstrap, Trainer: trainer,
@@ -96,11 +103,8 @@ program through files (docs/TRAINER.md).`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			if metricsAddr != "" {
-				srv, err := serveMetrics(metricsAddr, n)
-				if err != nil {
-					return fmt.Errorf("--metrics %s: %w", metricsAddr, err)
-				}
+			if metricsLn != nil {
+				srv := serveMetrics(metricsLn, n)
 				defer func() {
 					sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 					defer cancel()
@@ -271,14 +275,10 @@ func groupsOf(fed config.Config) []adapter.GroupRange {
 	}
 }
 
-func serveMetrics(addr string, n *node.Node) (*http.Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
+func serveMetrics(ln net.Listener, n *node.Node) *http.Server {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", n.Metrics().Handler())
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	return srv, nil
+	return srv
 }

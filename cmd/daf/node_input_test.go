@@ -84,6 +84,7 @@ func TestNodeBadInputExitsTwoNamingTheCulprit(t *testing.T) {
 		{"listen garbage", []string{"--config", cfg, "--data-dir", fresh(), "--listen", "garbage"}, `--listen "garbage"`},
 		{"listen bad ip", []string{"--config", cfg, "--data-dir", fresh(), "--listen", "/ip4/999.0.0.1/tcp/1"}, `--listen "/ip4/999.0.0.1/tcp/1"`},
 		{"listen port taken", []string{"--config", cfg, "--data-dir", fresh(), "--listen", heldAddr}, fmt.Sprintf("--listen %q", heldAddr)},
+		{"metrics port taken", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--metrics", held.Addr().String()}, fmt.Sprintf("--metrics %q", held.Addr().String())},
 		{"bootstrap without peer id", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--bootstrap", "/ip4/127.0.0.1/tcp/1"}, `--bootstrap "/ip4/127.0.0.1/tcp/1"`},
 		{"trainer dir is a file", []string{"--config", cfg, "--data-dir", fresh(), "--listen", local, "--trainer-dir", plainFile}, "--trainer-dir " + plainFile},
 		{"data dir is a file", []string{"--config", cfg, "--data-dir", plainFile, "--listen", local}, "--data-dir " + plainFile},
