@@ -91,6 +91,40 @@ func (n *Node) onPeer(id gossip.PeerID, up bool) {
 		}
 	}
 	n.pushPeers(ctx, id)
+	n.mu.Lock()
+	grants := slices.Clone(n.heldGrants[id])
+	n.mu.Unlock()
+	if len(grants) > 0 {
+		// Admitting a member is handing it its grant; a member that already
+		// holds the key unwraps the same key again, which changes nothing.
+		n.sendGrants(id, grants)
+	}
+	n.askMissingGrants(ctx, id)
+}
+
+// askMissingGrants asks a newly connected peer for the grants it holds for
+// us in every sealed scope we belong to but hold no key for (the admin's
+// node, or any peer the admin pushed our grant to, serves them).
+func (n *Node) askMissingGrants(ctx context.Context, id gossip.PeerID) {
+	for _, m := range n.ownMemberships() {
+		tier := privacy.Tier(m.Tier)
+		if !sealedTier(tier) {
+			continue
+		}
+		n.codec.mu.RLock()
+		_, err := n.codec.keys.Latest(tier.String(), m.Scope)
+		n.codec.mu.RUnlock()
+		if err == nil {
+			continue
+		}
+		msg, err := (&wire.KeysRequest{Kind: wire.KeysWantGrants, Tier: m.Tier, Scope: m.Scope}).Marshal()
+		if err != nil {
+			continue
+		}
+		if err := n.host.Send(ctx, id, gossip.ProtoKeys, msg); err != nil {
+			n.log.Debug("grant request not delivered", "peer", shortID(id), "err", err)
+		}
+	}
 }
 
 // pushPeers sends our peer list to one peer (on connect and periodically).
@@ -333,7 +367,7 @@ func (n *Node) takeGrant(raw []byte) error {
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(n.cfg.ScopeAdmins, issuer) {
+	if issuer != n.self && !slices.Contains(n.cfg.ScopeAdmins, issuer) {
 		return fmt.Errorf("%w: grant issuer %s is not a scope admin of this node", gossip.ErrNotMember, issuer)
 	}
 	k, err := g.Open(n.id)

@@ -52,7 +52,14 @@ type Config struct {
 	// arrive as grants on /daf/keys/1 from ScopeAdmins).
 	ScopeKeys []*seal.ScopeKey
 	// ScopeAdmins are the peers whose scope key grants the node accepts.
+	// The node always trusts grants it issued itself (a scope admin keeps
+	// its scope key as a grant addressed to itself).
 	ScopeAdmins []gossip.PeerID
+	// Grants are marshalled scope key grants handed over at start (`daf
+	// node --scope-grant`): one addressed to this node is opened into the
+	// keyring; one addressed to another node is held and pushed to that
+	// node whenever it connects, which is how an admin's node admits members.
+	Grants [][]byte
 	// OnRoundDone, if set, is called once per finished (round, scope),
 	// completed or skipped, in round order, on a goroutine of its own.
 	OnRoundDone func(RoundSummary)
@@ -218,6 +225,11 @@ func (n *Node) build() error {
 	for _, k := range n.cfg.ScopeKeys {
 		if err := n.codec.addKey(k); err != nil {
 			return fmt.Errorf("scope key %s: %w", k, err)
+		}
+	}
+	for i, g := range n.cfg.Grants {
+		if err := n.takeGrant(g); err != nil {
+			return fmt.Errorf("%w: scope key grant %d: %w", ErrConfig, i+1, err)
 		}
 	}
 
