@@ -13,7 +13,7 @@ import (
 
 // grantFor makes the admin's grant of key to the node whose identity lives
 // in dir (created here, as `daf keygen` would).
-func grantFor(t *testing.T, admin *seal.Identity, key *seal.ScopeKey, dir string) []byte {
+func grantFor(t *testing.T, admin *seal.Identity, key *seal.ScopeKey, dir string) Grant {
 	t.Helper()
 	id, _, _, err := LoadOrCreateIdentity(dir)
 	if err != nil {
@@ -27,7 +27,7 @@ func grantFor(t *testing.T, admin *seal.Identity, key *seal.ScopeKey, dir string
 	if err != nil {
 		t.Fatal(err)
 	}
-	return raw
+	return Grant{Source: dir, Raw: raw}
 }
 
 // A tenant scope set up the way operators do it: the admin's node holds the
@@ -45,7 +45,7 @@ func TestMembersGetTheirScopeKeyFromTheAdminsNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	adminGrants := [][]byte{grantFor(t, admin, key, dirs[0]), grantFor(t, admin, key, dirs[1]), grantFor(t, admin, key, dirs[2])}
+	adminGrants := []Grant{grantFor(t, admin, key, dirs[0]), grantFor(t, admin, key, dirs[1]), grantFor(t, admin, key, dirs[2])}
 
 	completed := make([]chan uint64, len(dirs))
 	var nodes []*Node
@@ -110,7 +110,7 @@ func TestUntrustedGrantRefusedAtStart(t *testing.T) {
 	}
 	dir := t.TempDir()
 	_, err = New(Config{Fed: testFed(3), DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
-		Grants: [][]byte{grantFor(t, stranger, key, dir)}})
+		Grants: []Grant{grantFor(t, stranger, key, dir)}})
 	if !errors.Is(err, ErrConfig) || !errors.Is(err, gossip.ErrNotMember) {
 		t.Fatalf("New with a stranger's grant: %v, want ErrConfig and ErrNotMember", err)
 	}

@@ -59,7 +59,7 @@ type Config struct {
 	// node --scope-grant`): one addressed to this node is opened into the
 	// keyring; one addressed to another node is held and pushed to that
 	// node whenever it connects, which is how an admin's node admits members.
-	Grants [][]byte
+	Grants []Grant
 	// OnRoundDone, if set, is called once per finished (round, scope),
 	// completed or skipped, in round order, on a goroutine of its own.
 	OnRoundDone func(RoundSummary)
@@ -71,6 +71,13 @@ type Config struct {
 	Metrics *Metrics
 	// PingInterval for latency measurement (default 10 s; tests use less).
 	PingInterval time.Duration
+}
+
+// Grant is a marshalled scope key grant and where it came from (a file
+// name, for errors).
+type Grant struct {
+	Source string
+	Raw    []byte
 }
 
 // RoundSummary describes one finished round at one node.
@@ -227,9 +234,9 @@ func (n *Node) build() error {
 			return fmt.Errorf("scope key %s: %w", k, err)
 		}
 	}
-	for i, g := range n.cfg.Grants {
-		if err := n.takeGrant(g); err != nil {
-			return fmt.Errorf("%w: scope key grant %d: %w", ErrConfig, i+1, err)
+	for _, g := range n.cfg.Grants {
+		if err := n.takeGrant(g.Raw); err != nil {
+			return fmt.Errorf("%w: scope key grant %s: %w", ErrConfig, g.Source, err)
 		}
 	}
 

@@ -28,6 +28,7 @@ import (
 func init() {
 	var (
 		cfgPath, dataDir, trainData, trainerDir, metricsAddr string
+		scopeGrants, scopeAdmins                             []string
 		listen, bootstrap                                    []string
 		logFormat, logLevel, genesis, federationID           string
 	)
@@ -41,7 +42,11 @@ in the same round numbering with its adapters, reputations and privacy ledger.
 Without --train-data or --trainer-dir the node relays and aggregates but contributes
 no update. --train-data trains the built-in reference model's TALoRA banks on a text
 file (or a directory of text files); --trainer-dir hands training to an external
-program through files (docs/TRAINER.md).`,
+program through files (docs/TRAINER.md).
+
+In the group or tenant tier the node needs the scope's key: --scope-grant with a grant
+file addressed to it, or --scope-admin with the peer ID of the admin whose node hands
+it over (daf scope --help).`,
 		Example: `  daf keygen --data-dir ./n1
   daf node --config federation.toml --data-dir ./n1 --listen /ip4/0.0.0.0/tcp/7400 \
       --train-data corpus.txt --metrics 127.0.0.1:9400
@@ -72,6 +77,13 @@ program through files (docs/TRAINER.md).`,
 			if err != nil {
 				return badInputf("--genesis: %v", err)
 			}
+			grants, admins, err := loadGrantFlags(scopeGrants, scopeAdmins)
+			if err != nil {
+				return err
+			}
+			if t := fed.Federation.Node.Tier; (t == "group" || t == "tenant") && len(grants) == 0 && len(admins) == 0 {
+				return badInputf("--config %s: federation.node.tier %s seals updates with the scope's key: give --scope-grant FILE or --scope-admin PEER_ID (see daf scope --help)", cfgPath, t)
+			}
 			trainer, err := buildTrainer(fed, trainData, trainerDir, federationID)
 			if err != nil {
 				return badInput(err)
@@ -90,7 +102,7 @@ program through files (docs/TRAINER.md).`,
 			}
 			n, err := node.New(node.Config{
 				Fed: fed, DataDir: dataDir, Listen: listen, Bootstrap: bootstrap, Trainer: trainer,
-				Genesis: gen, FederationID: federationID, Logger: logger,
+				Genesis: gen, FederationID: federationID, Logger: logger, Grants: grants, ScopeAdmins: admins,
 			})
 			if err != nil {
 				if errors.Is(err, node.ErrCorruptState) {
@@ -126,6 +138,8 @@ program through files (docs/TRAINER.md).`,
 	f.StringArrayVar(&bootstrap, "bootstrap", nil, "bootstrap peer multiaddr ending in /p2p/<peer id> (repeatable)")
 	f.StringVar(&trainData, "train-data", "", "text file or directory: train the built-in reference model on it")
 	f.StringVar(&trainerDir, "trainer-dir", "", "file-drop bridge directory for an external trainer (docs/TRAINER.md)")
+	f.StringArrayVar(&scopeGrants, "scope-grant", nil, "scope key grant file from daf scope new/grant (repeatable): this node's key, or a member's to hand over")
+	f.StringArrayVar(&scopeAdmins, "scope-admin", nil, "peer ID whose scope key grants this node accepts (repeatable)")
 	f.StringVar(&metricsAddr, "metrics", "", "serve Prometheus metrics on HOST:PORT at /metrics")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

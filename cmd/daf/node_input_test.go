@@ -14,13 +14,20 @@ import (
 // it wrote to standard error.
 func runNodeCLI(t *testing.T, args ...string) (int, string) {
 	t.Helper()
+	return runCLIStderr(t, append([]string{"node"}, args...)...)
+}
+
+// runCLIStderr runs daf in-process and returns its exit code and what it
+// wrote to standard error.
+func runCLIStderr(t *testing.T, args ...string) (int, string) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	saved := os.Stderr
 	os.Stderr = w
-	code, _ := runCLI(t, append([]string{"node"}, args...)...)
+	code, _ := runCLI(t, args...)
 	os.Stderr = saved
 	w.Close()
 	msg, _ := io.ReadAll(r)

@@ -123,23 +123,28 @@ func externalTrainer(dir string, scale float32, stop <-chan struct{}) {
 	}
 }
 
-// TestNodeProcessesKillAndResume runs three real `daf node` processes on
-// 127.0.0.1 (training through the file-drop bridge), SIGKILLs one mid-run, restarts it from its data directory and
-// checks that it comes back with the same identity and model and completes
-// rounds again, while the others carried on; SIGTERM then stops all three
-// cleanly.
-func TestNodeProcessesKillAndResume(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three node processes")
-	}
-	tmp := t.TempDir()
-	bin := filepath.Join(tmp, "daf")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
+// buildDaf builds the daf binary into dir.
+func buildDaf(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "daf")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cfg := filepath.Join(tmp, "federation.toml")
-	toml := `[federation]
+	return bin
+}
+
+// writeProcessConfig writes the process tests' federation.toml (2 s rounds)
+// into dir, with extra TOML appended.
+func writeProcessConfig(t *testing.T, dir, extra string) string {
+	t.Helper()
+	cfg := filepath.Join(dir, "federation.toml")
+	if err := os.WriteFile(cfg, []byte(processTOML+extra), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+const processTOML = `[federation]
 enabled = true
 round_interval_secs = 2
 min_nodes_for_aggregation = 2
@@ -154,11 +159,15 @@ epsilon = 1.0
 delta = 1e-5
 clip_bound = 1.0
 `
-	if err := os.WriteFile(cfg, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
 
-	procs := make([]*nodeProc, 3)
+// launchNodeProcs creates count data directories (daf keygen), runs
+// prepare (if set) with them before any node starts, then starts one
+// `daf node` per directory on 127.0.0.1 with every other node as a
+// bootstrap peer, training through the file-drop bridge, plus extra(i)
+// arguments. Failed tests get each node's log tail.
+func launchNodeProcs(t *testing.T, tmp, bin, cfg string, count int, prepare func(procs []*nodeProc), extra func(i int) []string) []*nodeProc {
+	t.Helper()
+	procs := make([]*nodeProc, count)
 	for i := range procs {
 		dir := filepath.Join(tmp, fmt.Sprintf("n%d", i))
 		out, err := exec.Command(bin, "keygen", "--data-dir", dir).Output()
@@ -173,7 +182,10 @@ clip_bound = 1.0
 		procs[i] = &nodeProc{dir: dir, id: strings.TrimSpace(string(out)), log: log,
 			metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	}
-	listen := make([]string, 3)
+	if prepare != nil {
+		prepare(procs)
+	}
+	listen := make([]string, count)
 	for i := range procs {
 		listen[i] = fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freePort(t))
 	}
@@ -184,6 +196,9 @@ clip_bound = 1.0
 			if j != i {
 				p.args = append(p.args, "--bootstrap", listen[j]+"/p2p/"+procs[j].id)
 			}
+		}
+		if extra != nil {
+			p.args = append(p.args, extra(i)...)
 		}
 		p.start(t, bin)
 		stop := make(chan struct{})
@@ -204,7 +219,22 @@ clip_bound = 1.0
 			}
 		}
 	})
+	return procs
+}
 
+// TestNodeProcessesKillAndResume runs three real `daf node` processes on
+// 127.0.0.1 (training through the file-drop bridge), SIGKILLs one mid-run, restarts it from its data directory and
+// checks that it comes back with the same identity and model and completes
+// rounds again, while the others carried on; SIGTERM then stops all three
+// cleanly.
+func TestNodeProcessesKillAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three node processes")
+	}
+	tmp := t.TempDir()
+	bin := buildDaf(t, tmp)
+	cfg := writeProcessConfig(t, tmp, "")
+	procs := launchNodeProcs(t, tmp, bin, cfg, 3, nil, nil)
 	for i, p := range procs {
 		eventually(t, fmt.Sprintf("node %d to complete two rounds", i), 90*time.Second, func() bool {
 			return p.metric("daf_rounds_completed_total") >= 2
