@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/dafnet/daf/gossip"
@@ -97,7 +100,7 @@ func newScopeNewCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := writeArmored(out, pemGrant, g); err != nil {
+			if err := writeArmored(out, pemGrant, g, id.Public()); err != nil {
 				return err
 			}
 			return printScopeResult(cmd.OutOrStdout(), asJSON, map[string]any{
@@ -132,7 +135,7 @@ func newScopeRecordCmd() *cobra.Command {
 			if err != nil {
 				return badInputf("--data-dir %s: %v", dataDir, err)
 			}
-			if err := writeArmored(out, pemKeyRecord, seal.NewKeyRecord(id, time.Now().Unix())); err != nil {
+			if err := writeArmored(out, pemKeyRecord, seal.NewKeyRecord(id, time.Now().Unix()), id.Public()); err != nil {
 				return err
 			}
 			return printScopeResult(cmd.OutOrStdout(), asJSON, map[string]any{"file": out, "peer_id": string(self)},
@@ -140,7 +143,7 @@ func newScopeRecordCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "this node's data directory (identity.key; created if missing)")
-	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the key record to")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "file to write the key record to (may replace a key record, nothing else)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
@@ -159,7 +162,10 @@ func newScopeGrantCmd() *cobra.Command {
 			if err := requireFlags(map[string]string{"--data-dir": dataDir, "--grant": grantPath, "--member": memberPath, "-o": out}); err != nil {
 				return err
 			}
-			id, _, _, err := node.LoadOrCreateIdentity(dataDir)
+			id, err := seal.LoadIdentity(filepath.Join(dataDir, node.IdentityFile))
+			if errors.Is(err, fs.ErrNotExist) {
+				return badInputf("--data-dir %s: no %s here: give the admin's data directory, where daf scope new ran", dataDir, node.IdentityFile)
+			}
 			if err != nil {
 				return badInputf("--data-dir %s: %v", dataDir, err)
 			}
@@ -186,7 +192,7 @@ func newScopeGrantCmd() *cobra.Command {
 			if err != nil {
 				return badInputf("--member %s: %v", memberPath, err)
 			}
-			if err := writeArmored(out, pemGrant, g); err != nil {
+			if err := writeArmored(out, pemGrant, g, id.Public()); err != nil {
 				return err
 			}
 			return printScopeResult(cmd.OutOrStdout(), asJSON, map[string]any{
@@ -198,7 +204,7 @@ func newScopeGrantCmd() *cobra.Command {
 	f.StringVar(&dataDir, "data-dir", "", "the admin's node data directory (identity.key)")
 	f.StringVar(&grantPath, "grant", "", "the admin's own grant, written by daf scope new")
 	f.StringVar(&memberPath, "member", "", "the member's key record, written by daf scope record")
-	f.StringVarP(&out, "output", "o", "", "file to write the member's grant to (0600)")
+	f.StringVarP(&out, "output", "o", "", "file to write the member's grant to (0600; may replace a grant to another node, never the admin's own)")
 	f.BoolVar(&asJSON, "json", false, "print one JSON object")
 	return cmd
 }
@@ -255,11 +261,20 @@ type marshaler interface{ Marshal() ([]byte, error) }
 
 // writeArmored writes v as one PEM block, atomically, readable by the owner
 // only (a grant is useless without its recipient's identity, but there is
-// no reason to show it to anyone else).
-func writeArmored(path, blockType string, v marshaler) error {
+// no reason to show it to anyone else). It replaces an existing file only
+// if that file is of the kind written and can be made again (see
+// checkReplaceable); self is the writer's identity.
+func writeArmored(path, blockType string, v marshaler, self ed25519.PublicKey) error {
 	raw, err := v.Marshal()
 	if err != nil {
 		return err
+	}
+	dir := filepath.Dir(path)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return badInputf("-o %s: directory %s does not exist", path, dir)
+	}
+	if err := checkReplaceable(path, blockType, self); err != nil {
+		return badInputf("-o %s: %v", path, err)
 	}
 	if err := atomicfile.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: raw}), 0o600); err != nil {
 		return badInputf("-o %s: %v", path, err)
@@ -267,8 +282,43 @@ func writeArmored(path, blockType string, v marshaler) error {
 	return nil
 }
 
+// checkReplaceable lets -o replace only what can be written again: a key
+// record, or a grant addressed to someone else (re-granting to the same
+// file names is how a rotation goes). Anything else may be the only copy
+// of something: an identity.key, or the admin's own grant, which is the
+// only place its scope key exists.
+func checkReplaceable(path, blockType string, self ed25519.PublicKey) error {
+	st, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return errors.Unwrap(err)
+	}
+	if !st.Mode().IsRegular() {
+		return errors.New("exists and is not a regular file")
+	}
+	raw, err := readArmored(path, blockType)
+	if err != nil {
+		return fmt.Errorf("exists and is not a %s file (%v): choose another name", blockType, err)
+	}
+	if blockType == pemGrant {
+		g, err := seal.UnmarshalScopeKeyGrant(raw)
+		if err != nil {
+			return fmt.Errorf("exists and is not a readable grant (%v): choose another name", err)
+		}
+		if bytes.Equal(g.Recipient, self) {
+			return fmt.Errorf("holds the %s/%s epoch %d key granted to this identity, which may be its only copy: choose another name", g.Tier, g.Scope, g.Epoch)
+		}
+	}
+	return nil
+}
+
 // readArmored reads the one PEM block of the given type in a small file.
-// Errors do not name the file: callers name the flag and the file.
+// Line ends may be CRLF, text may surround the block and its lines may be
+// indented (a record pasted into a mail or a chat code block); a second
+// block is refused, since it would be silently ignored. Errors do not name
+// the file: callers name the flag and the file.
 func readArmored(path, blockType string) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -285,11 +335,33 @@ func readArmored(path, blockType string) ([]byte, error) {
 	if len(buf) > maxArmoredFile {
 		return nil, fmt.Errorf("larger than %d bytes: not a %s file", maxArmoredFile, blockType)
 	}
-	b, _ := pem.Decode(buf)
-	if b == nil || b.Type != blockType {
-		return nil, fmt.Errorf("no %q PEM block", blockType)
+	var blocks []*pem.Block
+	for rest := trimLines(buf); ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		blocks = append(blocks, b)
 	}
-	return b.Bytes, nil
+	switch {
+	case len(blocks) == 0:
+		return nil, fmt.Errorf("no %q PEM block", blockType)
+	case len(blocks) > 1:
+		return nil, fmt.Errorf("%d PEM blocks, want exactly one %q (one file per grant or record)", len(blocks), blockType)
+	case blocks[0].Type != blockType:
+		return nil, fmt.Errorf("holds a %q PEM block, want %q", blocks[0].Type, blockType)
+	}
+	return blocks[0].Bytes, nil
+}
+
+// trimLines strips the spaces, tabs and carriage returns around every
+// line, which PEM decoding would otherwise not recognise.
+func trimLines(b []byte) []byte {
+	lines := bytes.Split(b, []byte("\n"))
+	for i, l := range lines {
+		lines[i] = bytes.TrimSpace(l)
+	}
+	return bytes.Join(lines, []byte("\n"))
 }
 
 // requireFlags names the first required flag left empty.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -150,5 +151,166 @@ func TestNodeProcessesJoinATenantScope(t *testing.T) {
 	logText, _ := os.ReadFile(filepath.Join(tmp, "n1.log"))
 	if !strings.Contains(string(logText), "scope key received") {
 		t.Error("member node 1 never logged receiving its scope key")
+	}
+}
+
+// scopeFixture is an admin with its scope key (acme.grant) and a member
+// with its key record, made with the scope commands.
+type scopeFixture struct {
+	dir, admin, member, own, rec string
+	memberID                     string
+}
+
+func newScopeFixture(t *testing.T) scopeFixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := scopeFixture{dir: dir, admin: filepath.Join(dir, "admin"), member: filepath.Join(dir, "member"),
+		own: filepath.Join(dir, "acme.grant"), rec: filepath.Join(dir, "m.record")}
+	for _, args := range [][]string{
+		{"scope", "new", "--data-dir", f.admin, "--tier", "tenant", "--scope", "acme", "-o", f.own},
+		{"scope", "record", "--data-dir", f.member, "-o", f.rec},
+	} {
+		if code, _ := runCLI(t, args...); code != exitOK {
+			t.Fatalf("daf %s: exit %d", strings.Join(args, " "), code)
+		}
+	}
+	_, out := runCLI(t, "keygen", "--data-dir", f.member)
+	f.memberID = strings.TrimSpace(out)
+	return f
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// A scope key exists only as the admin's own grant, and a node's identity
+// only in its identity.key: an -o that names either (a slip of the
+// keyboard, or muscle memory from `scope new -o acme.grant`) must not
+// destroy them. Files a command can write again (a member's grant, a key
+// record) may be replaced, which is how a rotation re-grants to the same
+// file names.
+func TestScopeOutputNeverReplacesAKeyOrAnIdentity(t *testing.T) {
+	f := newScopeFixture(t)
+	ownBefore := readFile(t, f.own)
+	adminKey := filepath.Join(f.admin, "identity.key")
+	memberKey := filepath.Join(f.member, "identity.key")
+	adminKeyBefore, memberKeyBefore := readFile(t, adminKey), readFile(t, memberKey)
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"grant over the admin's own grant", []string{"scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", f.rec, "-o", f.own}},
+		{"grant over the admin's identity", []string{"scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", f.rec, "-o", adminKey}},
+		{"grant over the member's record", []string{"scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", f.rec, "-o", f.rec}},
+		{"record over the member's identity", []string{"scope", "record", "--data-dir", f.member, "-o", memberKey}},
+		{"record over the admin's grant", []string{"scope", "record", "--data-dir", f.admin, "-o", f.own}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, msg := runCLIStderr(t, c.args...)
+			if code != exitInput || !strings.Contains(msg, "-o ") {
+				t.Errorf("exit %d stderr %q, want exit %d naming -o", code, msg, exitInput)
+			}
+		})
+	}
+	for path, before := range map[string][]byte{f.own: ownBefore, adminKey: adminKeyBefore, memberKey: memberKeyBefore} {
+		if !bytes.Equal(readFile(t, path), before) {
+			t.Errorf("%s was replaced", path)
+		}
+	}
+
+	// Re-granting to the same member file and re-writing a record are fine.
+	granted := filepath.Join(f.dir, "m.grant")
+	for i := 0; i < 2; i++ {
+		if code, msg := runCLIStderr(t, "scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", f.rec, "-o", granted); code != exitOK {
+			t.Fatalf("grant #%d to %s: exit %d: %s", i+1, granted, code, msg)
+		}
+	}
+	if code, msg := runCLIStderr(t, "scope", "record", "--data-dir", f.member, "-o", f.rec); code != exitOK {
+		t.Fatalf("record again to %s: exit %d: %s", f.rec, code, msg)
+	}
+}
+
+// `scope grant` only reads the admin's identity: a mistyped --data-dir is
+// an error naming it, not a fresh identity (and directory) made on the spot.
+func TestScopeGrantNeedsAnExistingAdminIdentity(t *testing.T) {
+	f := newScopeFixture(t)
+	typo := filepath.Join(f.dir, "admn")
+	code, msg := runCLIStderr(t, "scope", "grant", "--data-dir", typo, "--grant", f.own, "--member", f.rec, "-o", filepath.Join(f.dir, "m.grant"))
+	if code != exitInput || !strings.Contains(msg, "--data-dir "+typo) {
+		t.Errorf("exit %d stderr %q, want exit %d naming --data-dir %s", code, msg, exitInput, typo)
+	}
+	if _, err := os.Stat(typo); err == nil {
+		t.Errorf("scope grant created %s", typo)
+	}
+}
+
+// -o in a directory that does not exist names the directory, not the
+// temporary file the atomic write would have used.
+func TestScopeOutputInAMissingDirectory(t *testing.T) {
+	f := newScopeFixture(t)
+	out := filepath.Join(f.dir, "nodir", "m.record")
+	code, msg := runCLIStderr(t, "scope", "record", "--data-dir", f.member, "-o", out)
+	if code != exitInput || !strings.Contains(msg, "-o "+out) || !strings.Contains(msg, filepath.Join(f.dir, "nodir")) || strings.Contains(msg, ".tmp-") {
+		t.Errorf("exit %d stderr %q, want exit %d naming -o %s and its missing directory only", code, msg, exitInput, out)
+	}
+}
+
+// Records and grants travel by mail and chat: CRLF line ends, text around
+// the block and an indented block (a pasted code block) all read the same.
+// A file with two blocks is refused, since only one would be used: the
+// admin who concatenated two members' grants into one --scope-grant file
+// would admit only the first.
+func TestArmoredFilesAsTheyArriveByMail(t *testing.T) {
+	f := newScopeFixture(t)
+	rec := readFile(t, f.rec)
+	indent := "    " + strings.ReplaceAll(strings.TrimRight(string(rec), "\n"), "\n", "\n    ") + "\n"
+	for name, body := range map[string]string{
+		"crlf":     strings.ReplaceAll(string(rec), "\n", "\r\n"),
+		"mail":     "Hello, here is my record:\n\n" + string(rec) + "\nThanks!\n",
+		"indented": "```\n" + indent + "```\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(f.dir, name+".record")
+			if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, out := runCLI(t, "scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", p, "-o", filepath.Join(f.dir, name+".grant"))
+			if code != exitOK || !strings.Contains(out, f.memberID) {
+				t.Errorf("exit %d output %q, want a grant to %s", code, out, f.memberID)
+			}
+		})
+	}
+
+	twoRecords := filepath.Join(f.dir, "two.record")
+	if err := os.WriteFile(twoRecords, append(append([]byte(nil), rec...), rec...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, msg := runCLIStderr(t, "scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", twoRecords, "-o", filepath.Join(f.dir, "two.grant"))
+	if code != exitInput || !strings.Contains(msg, "--member "+twoRecords) || !strings.Contains(msg, "2 PEM blocks") {
+		t.Errorf("two records: exit %d stderr %q, want exit %d naming --member and 2 PEM blocks", code, msg, exitInput)
+	}
+
+	// --metrics is bad too, so a node that took the grant file anyway
+	// stops at that flag instead of running.
+	cfg := writeProcessConfig(t, f.dir, "[federation.node]\ntier = \"tenant\"\nscope = \"acme\"\n")
+	twoGrants := filepath.Join(f.dir, "two.grant")
+	own := readFile(t, f.own)
+	if err := os.WriteFile(twoGrants, append(append([]byte(nil), own...), own...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, msg = runNodeCLI(t, "--config", cfg, "--data-dir", f.admin, "--listen", "/ip4/127.0.0.1/tcp/0", "--metrics", "nonsense", "--scope-grant", twoGrants)
+	if code != exitInput || !strings.Contains(msg, "--scope-grant "+twoGrants) || !strings.Contains(msg, "2 PEM blocks") {
+		t.Errorf("two grants: exit %d stderr %q, want exit %d naming --scope-grant and 2 PEM blocks", code, msg, exitInput)
+	}
+
+	// The wrong kind of file says what it is.
+	code, msg = runNodeCLI(t, "--config", cfg, "--data-dir", f.member, "--listen", "/ip4/127.0.0.1/tcp/0", "--metrics", "nonsense", "--scope-grant", f.rec)
+	if code != exitInput || !strings.Contains(msg, `"DAF KEY RECORD"`) {
+		t.Errorf("record as grant: exit %d stderr %q, want exit %d saying it is a key record", code, msg, exitInput)
 	}
 }
