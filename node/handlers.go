@@ -91,10 +91,7 @@ func (n *Node) onPeer(id gossip.PeerID, up bool) {
 		}
 	}
 	n.pushPeers(ctx, id)
-	n.mu.Lock()
-	grants := slices.Clone(n.heldGrants[id])
-	n.mu.Unlock()
-	if len(grants) > 0 {
+	if grants := n.grantsFor(id, 0, "", 0); len(grants) > 0 {
 		// Admitting a member is handing it its grant; a member that already
 		// holds the key unwraps the same key again, which changes nothing.
 		n.sendGrants(id, grants)
@@ -330,71 +327,12 @@ func (n *Node) handleKeys(from gossip.PeerID, msg []byte) error {
 		})
 		return nil
 	case wire.KeysWantGrants:
-		n.mu.Lock()
-		grants := slices.Clone(n.heldGrants[from])
-		n.mu.Unlock()
-		if len(grants) > 0 {
+		if grants := n.grantsFor(from, q.Tier, q.Scope, q.MinEpoch); len(grants) > 0 {
 			go n.sendGrants(from, grants)
 		}
 		return nil
 	case wire.KeysPutGrant:
-		return n.takeGrant(q.Grant)
+		return n.takeGrant(q.Grant, false)
 	}
 	return fmt.Errorf("%w: keys message kind %d", gossip.ErrMalformed, q.Kind)
 }
-
-func (n *Node) takeGrant(raw []byte) error {
-	g, err := seal.UnmarshalScopeKeyGrant(raw)
-	if err != nil {
-		return err
-	}
-	if err := g.Verify(); err != nil {
-		return fmt.Errorf("%w: %v", gossip.ErrSignature, err)
-	}
-	recipient, err := p2p.PeerIDFromPublicKey(g.Recipient)
-	if err != nil {
-		return err
-	}
-	if recipient != n.self {
-		n.mu.Lock()
-		if len(n.heldGrants[recipient]) < maxHeldGrants {
-			n.heldGrants[recipient] = append(n.heldGrants[recipient], append([]byte(nil), raw...))
-		}
-		n.mu.Unlock()
-		return nil
-	}
-	issuer, err := p2p.PeerIDFromPublicKey(g.Issuer)
-	if err != nil {
-		return err
-	}
-	if issuer != n.self && !slices.Contains(n.cfg.ScopeAdmins, issuer) {
-		return fmt.Errorf("%w: grant issuer %s is not a scope admin of this node", gossip.ErrNotMember, issuer)
-	}
-	k, err := g.Open(n.id)
-	if err != nil {
-		return err
-	}
-	if err := n.codec.addKey(k); err != nil {
-		return err
-	}
-	n.log.Info("scope key received", "scope", k.String(), "issuer", shortID(issuer))
-	return nil
-}
-
-func (n *Node) sendGrants(to gossip.PeerID, grants [][]byte) {
-	for _, g := range grants {
-		msg, err := (&wire.KeysRequest{Kind: wire.KeysPutGrant, Grant: g}).Marshal()
-		if err != nil {
-			continue
-		}
-		ctx, cancel := context.WithTimeout(n.runCtx, 10*time.Second)
-		err = n.host.Send(ctx, to, gossip.ProtoKeys, msg)
-		cancel()
-		if err != nil {
-			n.log.Debug("grant not delivered", "peer", shortID(to), "err", err)
-		}
-	}
-}
-
-// maxHeldGrants bounds the grants kept for one other node.
-const maxHeldGrants = 64

@@ -57,9 +57,16 @@ type Config struct {
 	ScopeAdmins []gossip.PeerID
 	// Grants are marshalled scope key grants handed over at start (`daf
 	// node --scope-grant`): one addressed to this node is opened into the
-	// keyring; one addressed to another node is held and pushed to that
-	// node whenever it connects, which is how an admin's node admits members.
+	// keyring (its issuer must be the node itself or a ScopeAdmin, its scope
+	// the node's own); one addressed to another node is held and pushed to
+	// that node whenever it connects, which is how an admin's node admits
+	// members.
 	Grants []Grant
+	// PreviousEpochGrace is how long the older epochs of a scope still open
+	// once a newer key is held (default 3 round intervals, at least 30 s).
+	// After it only the newer key opens, so a member removed by a rotation
+	// no longer counts in this node's rounds.
+	PreviousEpochGrace time.Duration
 	// OnRoundDone, if set, is called once per finished (round, scope),
 	// completed or skipped, in round order, on a goroutine of its own.
 	OnRoundDone func(RoundSummary)
@@ -149,7 +156,8 @@ type Node struct {
 	status      Status
 	peerRecords map[gossip.PeerID][]byte // verified key records, for peer exchange
 	memberships map[gossip.PeerID][]wire.Membership
-	heldGrants  map[gossip.PeerID][][]byte // grants addressed to others, to serve them
+	heldGrants  map[gossip.PeerID][]heldGrant // grants addressed to others, to serve them
+	heldTotal   int                           // grants in heldGrants
 	statsBase   round.Stats
 }
 
@@ -198,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 		notify:      make(chan RoundSummary, 256),
 		peerRecords: map[gossip.PeerID][]byte{},
 		memberships: map[gossip.PeerID][]wire.Membership{},
-		heldGrants:  map[gossip.PeerID][][]byte{},
+		heldGrants:  map[gossip.PeerID][]heldGrant{},
 	}
 	n.runCtx, n.stop = context.WithCancel(context.Background())
 	if err := n.build(); err != nil {
@@ -235,7 +243,7 @@ func (n *Node) build() error {
 		}
 	}
 	for _, g := range n.cfg.Grants {
-		if err := n.takeGrant(g.Raw); err != nil {
+		if err := n.takeGrant(g.Raw, true); err != nil {
 			return fmt.Errorf("%w: scope key grant %s: %w", ErrConfig, g.Source, err)
 		}
 	}
@@ -262,7 +270,11 @@ func (n *Node) build() error {
 			_, kerr := n.codec.keys.Latest(m.Tier.String(), m.Scope)
 			n.codec.mu.RUnlock()
 			if kerr != nil && len(n.cfg.ScopeAdmins) == 0 {
-				return fmt.Errorf("%w: federation.node.tier %s scope %q: no scope key and no scope admin to grant one", ErrConfig, m.Tier, m.Scope)
+				err := fmt.Errorf("%w: federation.node.tier %s scope %q: no scope key and no scope admin to grant one", ErrConfig, m.Tier, m.Scope)
+				if elsewhere := n.grantsElsewhere(); elsewhere != "" {
+					err = fmt.Errorf("%w (of the grants given, %s, not to this node %s)", err, elsewhere, n.self)
+				}
+				return err
 			}
 		}
 	}

@@ -23,4 +23,7 @@ var (
 	ErrOpen = errors.New("cannot open sealed payload")
 	// ErrNoScopeKey: the keyring holds no key for the requested scope/epoch.
 	ErrNoScopeKey = errors.New("no key for scope")
+	// ErrRetiredScopeKey: the key's epoch was retired after a rotation; it
+	// is not taken again.
+	ErrRetiredScopeKey = errors.New("retired scope key epoch")
 )

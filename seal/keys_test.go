@@ -263,12 +263,30 @@ func TestRotationScenario(t *testing.T) {
 	if err := open(0, old, e1); err != nil {
 		t.Fatalf("epoch-1 payload after rotation: %v", err)
 	}
-	rings[0].Prune("group", "g", 1)
+	rings[0].Retire("group", "g", 2)
 	if got := rings[0].Epochs("group", "g"); len(got) != 1 || got[0] != 2 {
-		t.Fatalf("after prune epochs = %v, want [2]", got)
+		t.Fatalf("after retiring epochs below 2: epochs = %v, want [2]", got)
 	}
 	if err := open(0, old, e1); !errors.Is(err, ErrNoScopeKey) {
-		t.Fatalf("pruned epoch: err = %v", err)
+		t.Fatalf("retired epoch: err = %v", err)
+	}
+	// A retired epoch stays retired: its key, offered again (an old grant
+	// pushed back), is refused.
+	if err := rings[0].Add(k1); !errors.Is(err, ErrRetiredScopeKey) {
+		t.Fatalf("re-adding a retired epoch: err = %v, want ErrRetiredScopeKey", err)
+	}
+	if err := open(0, old, e1); !errors.Is(err, ErrNoScopeKey) {
+		t.Fatalf("retired epoch after it was offered again: err = %v", err)
+	}
+	// Retiring is per scope, never backwards, and keeps the newest epoch
+	// even if asked to retire past it.
+	rings[0].Retire("group", "g", 1)
+	rings[0].Retire("group", "g", 9)
+	if got := rings[0].Epochs("group", "g"); len(got) != 1 || got[0] != 2 {
+		t.Fatalf("after retiring past the newest: epochs = %v, want [2]", got)
+	}
+	if err := rings[1].Add(k1); err != nil {
+		t.Fatalf("another keyring: %v", err)
 	}
 }
 

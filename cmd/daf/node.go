@@ -44,9 +44,9 @@ no update. --train-data trains the built-in reference model's TALoRA banks on a 
 file (or a directory of text files); --trainer-dir hands training to an external
 program through files (docs/TRAINER.md).
 
-In the group or tenant tier the node needs the scope's key: --scope-grant with a grant
-file addressed to it, or --scope-admin with the peer ID of the admin whose node hands
-it over (daf scope --help).`,
+In the group or tenant tier the node needs the scope's key: --scope-admin with the peer
+ID of the admin whose node hands it over, or --scope-grant with a grant file addressed
+to it (issued by a --scope-admin, or by this node itself) (daf scope --help).`,
 		Example: `  daf keygen --data-dir ./n1
   daf node --config federation.toml --data-dir ./n1 --listen /ip4/0.0.0.0/tcp/7400 \
       --train-data corpus.txt --metrics 127.0.0.1:9400

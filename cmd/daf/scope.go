@@ -48,7 +48,8 @@ func init() {
 and makes one grant per member (daf scope grant). The admin's node, started with
 --scope-grant for its own grant and for every member's, hands members their grants when
 they connect; a member only needs --scope-admin with the admin's peer ID. A grant can
-also be given to the member directly (--scope-grant on the member's node).
+also be given to the member directly (--scope-grant on the member's node, still with
+--scope-admin: the member trusts only keys its admin issued).
 
   admin$  daf scope new --data-dir admin --tier tenant --scope acme -o acme.grant
   member$ daf scope record --data-dir m1 -o m1.record          (send m1.record to the admin)
@@ -57,7 +58,10 @@ also be given to the member directly (--scope-grant on the member's node).
   member$ daf node --data-dir m1 --scope-admin <admin peer id> ...
 
 To rotate (after removing a member, and periodically), run "scope new" with --epoch one
-higher and grant the new key to the members that remain.`,
+higher, grant the new key to the members that remain and restart the admin's node with
+the new grants. Members that stay connected take the new key without a restart; about
+30 s later (3 round intervals if longer) they stop opening the old epoch, so the
+removed member no longer counts in their rounds.`,
 		RunE: unknownSubcommand,
 	}
 	scopeCmd.AddCommand(newScopeNewCmd(), newScopeRecordCmd(), newScopeGrantCmd())

@@ -314,3 +314,44 @@ func TestArmoredFilesAsTheyArriveByMail(t *testing.T) {
 		t.Errorf("record as grant: exit %d stderr %q, want exit %d saying it is a key record", code, msg, exitInput)
 	}
 }
+
+// The grant files a member's operator can get wrong, each refused at start
+// with what to do about it rather than a node that runs and never gets a key.
+func TestNodeRefusesGrantsItCannotUse(t *testing.T) {
+	f := newScopeFixture(t)
+	_, out := runCLI(t, "keygen", "--data-dir", f.admin)
+	adminID := strings.TrimSpace(out)
+	mustCLI := func(args ...string) {
+		t.Helper()
+		if code, msg := runCLIStderr(t, args...); code != exitOK {
+			t.Fatalf("daf %s: exit %d: %s", strings.Join(args, " "), code, msg)
+		}
+	}
+	granted, other, otherGranted := filepath.Join(f.dir, "m.grant"), filepath.Join(f.dir, "other.grant"), filepath.Join(f.dir, "m-other.grant")
+	mustCLI("scope", "grant", "--data-dir", f.admin, "--grant", f.own, "--member", f.rec, "-o", granted)
+	mustCLI("scope", "new", "--data-dir", f.admin, "--tier", "group", "--scope", "acme", "-o", other)
+	mustCLI("scope", "grant", "--data-dir", f.admin, "--grant", other, "--member", f.rec, "-o", otherGranted)
+	cfg := writeProcessConfig(t, f.dir, "[federation.node]\ntier = \"tenant\"\nscope = \"acme\"\n")
+	for _, c := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"own grant, admin not trusted", []string{"--scope-grant", granted}, []string{granted, "--scope-admin " + adminID}},
+		{"grant of the other tier", []string{"--scope-grant", otherGranted, "--scope-admin", adminID}, []string{otherGranted, "group/acme", "tenant/acme"}},
+		{"the admin's grant", []string{"--scope-grant", f.own}, []string{f.own + " is addressed to " + adminID}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--config", cfg, "--data-dir", f.member, "--listen", "/ip4/127.0.0.1/tcp/0"}, c.args...)
+			code, msg := runNodeCLI(t, args...)
+			if code != exitInput {
+				t.Errorf("exit %d, want %d (stderr %q)", code, exitInput, msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("stderr %q does not name %q", msg, w)
+				}
+			}
+		})
+	}
+}
