@@ -3,7 +3,9 @@ package node
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -53,6 +55,23 @@ func (n *Node) takeGrant(raw []byte, atStart bool) error {
 		return fmt.Errorf("%w: grant of %s/%s epoch %d issued by %s, which is not a scope admin of this node (trust it as the admin with daf node --scope-admin %s)",
 			gossip.ErrNotMember, g.Tier, g.Scope, g.Epoch, issuer, issuer)
 	}
+	err = n.openGrant(g, issuer)
+	if err != nil && !atStart {
+		// A scope admin's grant this node cannot take (another scope, or a
+		// second key for an epoch it holds) leaves it without the admin's
+		// key; only the operator can sort that out. A retired epoch pushed
+		// again is routine (the admin's node still holds the old grant).
+		lvl := slog.LevelWarn
+		if errors.Is(err, seal.ErrRetiredScopeKey) {
+			lvl = slog.LevelDebug
+		}
+		n.log.Log(n.runCtx, lvl, "scope key grant of a scope admin refused", "issuer", shortID(issuer), "err", err)
+	}
+	return err
+}
+
+// openGrant opens a trusted grant addressed to this node into the keyring.
+func (n *Node) openGrant(g *seal.ScopeKeyGrant, issuer gossip.PeerID) error {
 	if !n.memberOf(g.Tier, g.Scope) {
 		return fmt.Errorf("%w: grant of the %s/%s key, but this node is in %s/%s (federation.node)",
 			gossip.ErrNotMember, g.Tier, g.Scope, n.cfg.Fed.Federation.Node.Tier, n.cfg.Fed.Federation.Node.Scope)
@@ -62,12 +81,12 @@ func (n *Node) takeGrant(raw []byte, atStart bool) error {
 		return err
 	}
 	n.codec.mu.Lock()
-	_, held := n.codec.keys.Get(k.Tier, k.Scope, k.Epoch)
+	_, notHeld := n.codec.keys.Get(k.Tier, k.Scope, k.Epoch)
 	err = n.codec.keys.Add(k)
 	newest, _ := n.codec.keys.Latest(k.Tier, k.Scope)
 	older := len(n.codec.keys.Epochs(k.Tier, k.Scope)) > 1
 	n.codec.mu.Unlock()
-	if err != nil || held == nil {
+	if err != nil || notHeld == nil {
 		return err // refused, or the same key again (pushed on every reconnect)
 	}
 	n.log.Info("scope key received", "scope", k.String(), "issuer", shortID(issuer))

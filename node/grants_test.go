@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
+	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -323,5 +326,47 @@ func TestOlderEpochsGivenAtStartRetireToo(t *testing.T) {
 	})
 	if _, err := n.codec.Open(sealedEnvelope(t, removed, e2)); err != nil {
 		t.Fatalf("epoch 2: %v", err)
+	}
+}
+
+// lockedBuffer is a log sink several goroutines write to.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A scope admin's grant the node cannot take leaves it without the admin's
+// key; the refusal reaches the pusher only as a debug line there, so the
+// node itself warns. Here the admin ran "scope new" twice for epoch 1.
+func TestRefusedGrantOfAScopeAdminIsWarned(t *testing.T) {
+	admin, adminID := mustIdentity(t)
+	dir := t.TempDir()
+	var logs lockedBuffer
+	n, err := New(Config{Fed: testFed(3), DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+		ScopeAdmins: []gossip.PeerID{adminID}, Grants: []Grant{grantFor(t, admin, mustScopeKey(t, "tenant", "lab", 1), dir)},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilCleanup(t, n)
+	_, pusher := mustIdentity(t)
+	err = putGrant(t, n, pusher, grantFor(t, admin, mustScopeKey(t, "tenant", "lab", 1), dir).Raw)
+	if !errors.Is(err, seal.ErrBadScopeKey) {
+		t.Fatalf("second key for epoch 1: %v, want ErrBadScopeKey", err)
+	}
+	if got := logs.String(); !strings.Contains(got, "level=WARN") || !strings.Contains(got, "already holds a different key") {
+		t.Errorf("no warning naming the conflict; logs:\n%s", got)
 	}
 }
