@@ -97,10 +97,10 @@ func (n *Node) openGrant(g *seal.ScopeKeyGrant, issuer gossip.PeerID) error {
 }
 
 // retireOlderEpochs forgets, after the grace period, the epochs of k's
-// scope older than k, the newest held. Until then updates sealed just before a rotation (by
-// members that have not received the new key yet) still open; after it,
-// nothing sealed under an older epoch does, so a member a rotation removed
-// stops counting in this node's rounds.
+// scope older than k, the newest held. Until then updates sealed just
+// before a rotation (by members that have not received the new key yet)
+// still open; after it, nothing sealed under an older epoch does, so a
+// member a rotation removed stops counting in this node's rounds.
 func (n *Node) retireOlderEpochs(k *seal.ScopeKey) {
 	time.AfterFunc(n.previousEpochGrace(), func() {
 		n.codec.mu.Lock()
@@ -189,7 +189,8 @@ func (n *Node) sendGrants(to gossip.PeerID, grants [][]byte) {
 
 // Bounds of the grants a node keeps for others: per recipient (a few
 // scopes times the epochs still in use) and in all (an admin's node holds
-// one per member; 4096 grants are under 2 MiB).
+// one per member; 4096 grants of at most seal.MaxGrantLen, 746 bytes, are
+// under 3 MiB).
 const (
 	maxHeldGrantsPerPeer = 64
 	maxHeldGrants        = 4096
