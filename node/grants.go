@@ -73,8 +73,9 @@ func (n *Node) takeGrant(raw []byte, atStart bool) error {
 // openGrant opens a trusted grant addressed to this node into the keyring.
 func (n *Node) openGrant(g *seal.ScopeKeyGrant, issuer gossip.PeerID) error {
 	if !n.memberOf(g.Tier, g.Scope) {
-		return fmt.Errorf("%w: grant of the %s/%s key, but this node is in %s/%s (federation.node)",
-			gossip.ErrNotMember, g.Tier, g.Scope, n.cfg.Fed.Federation.Node.Tier, n.cfg.Fed.Federation.Node.Scope)
+		own := n.cfg.Fed.Federation.Node
+		return fmt.Errorf("%w: grant of the %s/%s key, but federation.node is tier %s scope %q",
+			gossip.ErrNotMember, g.Tier, g.Scope, own.Tier, own.Scope)
 	}
 	k, err := g.Open(n.id)
 	if err != nil {

@@ -104,7 +104,7 @@ func TestGrantForAnotherScopeRefusedAtStart(t *testing.T) {
 			if !errors.Is(err, ErrConfig) {
 				t.Fatalf("New: %v, want ErrConfig", err)
 			}
-			for _, want := range []string{g.Source, key.Tier + "/" + key.Scope, "tenant/lab"} {
+			for _, want := range []string{g.Source, key.Tier + "/" + key.Scope, `tier tenant scope "lab"`} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not name %q", err, want)
 				}

@@ -338,7 +338,7 @@ func TestNodeRefusesGrantsItCannotUse(t *testing.T) {
 		want []string
 	}{
 		{"own grant, admin not trusted", []string{"--scope-grant", granted}, []string{granted, "--scope-admin " + adminID}},
-		{"grant of the other tier", []string{"--scope-grant", otherGranted, "--scope-admin", adminID}, []string{otherGranted, "group/acme", "tenant/acme"}},
+		{"grant of the other tier", []string{"--scope-grant", otherGranted, "--scope-admin", adminID}, []string{otherGranted, "group/acme", `tier tenant scope "acme"`}},
 		{"the admin's grant", []string{"--scope-grant", f.own}, []string{f.own + " is addressed to " + adminID}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
