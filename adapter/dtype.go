@@ -3,6 +3,7 @@ package adapter
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 )
 
 // Dtypes an update file may store. Every one widens exactly to float32;
@@ -62,6 +63,12 @@ func decodeValues(dtype string, raw []byte) []float32 {
 	switch dtype {
 	case DtypeF32:
 		out := make([]float32, len(raw)/4)
+		if littleEndian {
+			// The file's bytes are this machine's float32s: one memory
+			// copy, whatever the alignment of raw.
+			copy(float32Bytes(out), raw)
+			return out
+		}
 		for i := range out {
 			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 		}
@@ -80,4 +87,31 @@ func decodeValues(dtype string, raw []byte) []float32 {
 		return out
 	}
 	return nil
+}
+
+// littleEndian is true on machines whose float32s are laid out as
+// safetensors stores them, the only ones where file bytes can be used as
+// float32 values without conversion.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
+
+// float32Bytes views float32 values as their bytes in memory, without
+// copying.
+func float32Bytes(xs []float32) []byte {
+	if len(xs) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&xs[0])), 4*len(xs))
+}
+
+// aliasF32 returns raw itself as float32 values, without copying, when it
+// holds F32 data that this machine can use as it is: a little-endian host
+// and a 4-byte-aligned address (the safetensors writer pads the header to
+// 8 bytes, but nothing obliges other writers to). Otherwise it returns nil
+// and the caller decodes a copy. An empty tensor is never aliased, so an
+// empty non-nil slice stays what it always was.
+func aliasF32(dtype string, raw []byte) []float32 {
+	if dtype != DtypeF32 || !littleEndian || len(raw) == 0 || uintptr(unsafe.Pointer(&raw[0]))%4 != 0 {
+		return nil
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), len(raw)/4)
 }

@@ -148,7 +148,11 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 		return badInputf("--temperature %v: want a finite number > 0", f.temperature)
 	}
 
-	updates, err := readUpdates(inputs, f.base)
+	updates, mappings, err := readUpdates(inputs, f.base)
+	// The inputs' tensors alias these mappings until the output is written;
+	// nothing of them outlives this function (the aggregate is always a
+	// new tensor, even of one input).
+	defer closeMappings(mappings)
 	if err != nil {
 		return err
 	}
@@ -224,17 +228,25 @@ func isStrategy(name string) bool {
 }
 
 // readUpdates reads every input, adding the base to deltas when given.
-func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
+// Files are mapped rather than copied (adapter.ReadFileMapped): their
+// values are only read here, and the caller closes the mappings once the
+// aggregate is written, also on error.
+func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapter.Mapping, error) {
 	var base *adapter.Update
+	var mappings []*adapter.Mapping
 	if basePath != "" {
+		var m *adapter.Mapping
 		var err error
-		if base, err = adapter.ReadFile(basePath); err != nil {
-			return nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
+		if base, m, err = adapter.ReadFileMapped(basePath); err != nil {
+			return nil, nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
 		}
+		mappings = append(mappings, m)
 	}
-	// Files are read concurrently (decoding is CPU work), and errors are
+	// Files are read concurrently, so that mapping them, faulting their
+	// pages in and checking their values keep every core busy; errors are
 	// reported for the first bad input in command-line order.
 	updates := make([]*adapter.Update, len(inputs))
+	inputMaps := make([]*adapter.Mapping, len(inputs))
 	errs := make([]error, len(inputs))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -243,7 +255,7 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				updates[i], errs[i] = readUpdate(inputs[i], base, basePath)
+				updates[i], inputMaps[i], errs[i] = readUpdate(inputs[i], base, basePath)
 			}
 		}()
 	}
@@ -252,18 +264,19 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
 	}
 	close(next)
 	wg.Wait()
+	mappings = append(mappings, inputMaps...)
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, mappings, err
 		}
 	}
-	return updates, nil
+	return updates, mappings, nil
 }
 
-func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, error) {
-	u, err := adapter.ReadFile(in)
+func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, *adapter.Mapping, error) {
+	u, m, err := adapter.ReadFileMapped(in)
 	if err != nil {
-		return nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
+		return nil, nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
 	}
 	if u.Meta.Node == "" {
 		// An aggregate carries an empty daf.node; name it by its file, as
@@ -273,10 +286,19 @@ func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Upda
 	}
 	if base != nil && u.Meta.Kind == adapter.KindDelta {
 		if u, err = aggregate.WithBase(u, base); err != nil {
-			return nil, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
+			return nil, m, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
 		}
 	}
-	return u, nil
+	return u, m, nil
+}
+
+// closeMappings unmaps the inputs. A failure to unmap cannot affect the
+// output, which is already written (or not to be written), so it is not
+// reported.
+func closeMappings(ms []*adapter.Mapping) {
+	for _, m := range ms {
+		m.Close()
+	}
 }
 
 // stripPath avoids "f.safetensors: f.safetensors: ..." when the reader
