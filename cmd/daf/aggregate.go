@@ -156,6 +156,11 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 	if err != nil {
 		return err
 	}
+	// The reader has checked every input value (one parallel pass over the
+	// mapped files), so the aggregator need not pass over them again. Adding
+	// a base makes new values, which can overflow to infinity: those are
+	// scanned.
+	opts.InputsFinite = f.base == ""
 	summary := aggregateSummary{Output: f.out, Strategy: f.strategy, LoRAMode: opts.LoRAMode.String(), Inputs: len(updates),
 		TrimFraction: opts.TrimFraction}
 	if strings.Contains(f.strategy, "krum") || f.strategy == aggregate.EngineStrategy {
