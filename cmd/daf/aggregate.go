@@ -74,7 +74,12 @@ geometric_median, centered_clip. A named strategy aggregates whatever it is give
 exact writes stacked factors whose product is exactly the aggregate of the
 products (rank up to the sum of the ranks); svd re-factorises that to --rank
 and reports the truncation error. Products need complete factors: adapter
-files (daf.kind=adapter), or deltas with --base.`,
+files (daf.kind=adapter), or deltas with --base.
+
+Input files are mapped into memory read-only rather than copied. Replacing an
+input by a rename while the command runs is safe (the output may even replace
+an input); truncating or rewriting one in place is not: the command may then
+fail, or read the new bytes.`,
 		Example: "  daf aggregate --strategy trimmed_mean --trim-fraction 0.2 -o agg.safetensors n1.safetensors n2.safetensors n3.safetensors\n" +
 			"  daf aggregate --strategy daf --config federation.toml -o agg.safetensors updates/*.safetensors --json\n" +
 			"  daf aggregate --strategy weighted_average --lora-mode svd --rank 8 -o merged.safetensors ./adapter1 ./adapter2",
@@ -232,6 +237,12 @@ func isStrategy(name string) bool {
 	return false
 }
 
+// readInput reads one input of daf aggregate. It maps the file: the
+// values are only read, and a copy of every input would cost as much as
+// aggregating them. Tests replace it by the copying reader to check that
+// both give the same aggregate.
+var readInput = adapter.ReadFileMapped
+
 // readUpdates reads every input, adding the base to deltas when given.
 // Files are mapped rather than copied (adapter.ReadFileMapped): their
 // values are only read here, and the caller closes the mappings once the
@@ -242,7 +253,7 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapte
 	if basePath != "" {
 		var m *adapter.Mapping
 		var err error
-		if base, m, err = adapter.ReadFileMapped(basePath); err != nil {
+		if base, m, err = readInput(basePath); err != nil {
 			return nil, nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
 		}
 		mappings = append(mappings, m)
@@ -279,7 +290,7 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapte
 }
 
 func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, *adapter.Mapping, error) {
-	u, m, err := adapter.ReadFileMapped(in)
+	u, m, err := readInput(in)
 	if err != nil {
 		return nil, nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
 	}
