@@ -3,6 +3,7 @@ package adapter
 import (
 	"encoding/binary"
 	"math"
+	"sync"
 	"unsafe"
 )
 
@@ -51,6 +52,21 @@ func HalfToFloat32(h uint16) float32 {
 	}
 }
 
+// halfTableMin is the tensor size from which F16 values are widened by
+// looking them up: one load per value instead of HalfToFloat32's branches,
+// about four times faster, once the 256 KiB table is built.
+const halfTableMin = 4096
+
+// halfTable maps every binary16 bit pattern to its float32, built once
+// from HalfToFloat32 (so it is exactly as exact).
+var halfTable = sync.OnceValue(func() *[1 << 16]float32 {
+	var t [1 << 16]float32
+	for h := range t {
+		t[h] = HalfToFloat32(uint16(h))
+	}
+	return &t
+})
+
 // BFloat16ToFloat32 widens a bfloat16 value exactly: bfloat16 is the top
 // half of a float32.
 func BFloat16ToFloat32(b uint16) float32 {
@@ -75,8 +91,15 @@ func decodeValues(dtype string, raw []byte) []float32 {
 		return out
 	case DtypeF16:
 		out := make([]float32, len(raw)/2)
+		if len(out) < halfTableMin {
+			for i := range out {
+				out[i] = HalfToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			}
+			return out
+		}
+		table := halfTable()
 		for i := range out {
-			out[i] = HalfToFloat32(binary.LittleEndian.Uint16(raw[2*i:]))
+			out[i] = table[binary.LittleEndian.Uint16(raw[2*i:])]
 		}
 		return out
 	case DtypeBF16:
