@@ -168,11 +168,15 @@ func (m *Mapping) guard(fn func()) (err error) {
 	return nil
 }
 
-// contains reports whether addr lies in the mapped pages.
+// contains reports whether addr lies in the mapped pages. The range is
+// widened to whole pages: some machines (s390x) report a fault by the
+// address of its page.
 func (m *Mapping) contains(addr uintptr) bool {
 	if len(m.data) == 0 {
 		return false
 	}
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.data)))
-	return addr >= base && addr-base < uintptr(len(m.data))
+	page := uintptr(os.Getpagesize())
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) &^ (page - 1)
+	end := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) + uintptr(len(m.data))
+	return addr >= base && addr-base < end-base+page-1
 }

@@ -61,7 +61,8 @@ func aliases(m *Mapping, xs []float32) bool {
 
 // A random file of F32, F16 and BF16 tensors at random alignments reads
 // the same, bit for bit, mapped and copied; the mapped read aliases
-// exactly the F32 tensors at 4-byte-aligned addresses and copies the rest.
+// exactly the F32 tensors at 4-byte-aligned addresses (on a little-endian
+// machine) and copies the rest.
 func TestMappedAndCopiedReadsAgree(t *testing.T) {
 	dir := t.TempDir()
 	rapid.Check(t, func(rt *rapid.T) {
@@ -105,7 +106,7 @@ func TestMappedAndCopiedReadsAgree(t *testing.T) {
 		off := len(data) - sumLen(ts) // where the data section starts in the file
 		for i, s := range ts {
 			xs := mapped.Get("fine", fmt.Sprintf("t%d", i)).Data
-			want := s.dtype == DtypeF32 && len(s.raw) > 0 && off%4 == 0
+			want := littleEndian && s.dtype == DtypeF32 && len(s.raw) > 0 && off%4 == 0
 			if got := aliases(m, xs); got != want {
 				rt.Fatalf("tensor %s (%s at file offset %d): aliases the mapping %v, want %v", s.name, s.dtype, off, got, want)
 			}
@@ -145,7 +146,7 @@ func TestMappedUnalignedF32IsCopied(t *testing.T) {
 			}
 		}
 		offset := len(data) - 4*len(vals)
-		if m.Mapped() && aliases(m, got) != (offset%4 == 0) {
+		if m.Mapped() && aliases(m, got) != (littleEndian && offset%4 == 0) {
 			t.Errorf("pad %d: F32 data at file offset %d: aliased %v", pad, offset, aliases(m, got))
 		}
 		m.Close()
@@ -266,8 +267,8 @@ func TestMappedRealPEFTAdapter(t *testing.T) {
 	}
 	defer m.Close()
 	sameUpdate(t, got, want)
-	if !m.Mapped() {
-		t.Skip("no mmap here: read as a copy")
+	if !m.Mapped() || !littleEndian {
+		t.Skip("no mmap here, or a big-endian machine: read as a copy")
 	}
 	aliased := 0
 	for _, k := range got.Keys(PlainGroup) {
