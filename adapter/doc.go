@@ -10,6 +10,15 @@
 // the single group "all"; ReadPEFT also reads adapter_config.json and
 // ExportPEFT writes one group back out as a PEFT adapter directory.
 //
+// ReadFileMapped is ReadFile for updates that are only read, such as the
+// inputs of daf aggregate: it maps the file read-only and lets F32 tensors
+// use the file's pages where they lie, so reading N large files costs
+// neither N copies of their values nor the time to make them. The mapping
+// lives until its Close; the trade-offs (read-only tensors, inputs that
+// must not be truncated in place meanwhile) are on ReadFileMapped. Either
+// way NaN and infinities are found in one pass over the raw bits on every
+// core, and WriteFile streams tensors to the file from where they lie.
+//
 // Readers never trust a header: the header length, every dtype, shape and
 // offset are checked against the file before anything is allocated, the
 // tensors must tile the data section exactly, and every refusal wraps

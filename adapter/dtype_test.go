@@ -1,6 +1,7 @@
 package adapter
 
 import (
+	"encoding/binary"
 	"math"
 	"testing"
 )
@@ -93,5 +94,25 @@ func TestBFloat16KnownBits(t *testing.T) {
 	}
 	if got := BFloat16ToFloat32(0x7fc1); !math.IsNaN(float64(got)) || math.Float32bits(got) != 0x7fc10000 {
 		t.Errorf("BF16 NaN: got %#08x", math.Float32bits(got))
+	}
+}
+
+// The lookup table of large F16 tensors holds, bit for bit, what
+// HalfToFloat32 gives for every pattern (NaN payloads included), and a
+// tensor read through it equals one read value by value.
+func TestHalfTableIsHalfToFloat32(t *testing.T) {
+	table := halfTable()
+	raw := make([]byte, 0, 2<<16)
+	for i := range 1 << 16 {
+		if math.Float32bits(table[i]) != math.Float32bits(HalfToFloat32(uint16(i))) {
+			t.Fatalf("%#04x: table %v, HalfToFloat32 %v", i, table[i], HalfToFloat32(uint16(i)))
+		}
+		raw = binary.LittleEndian.AppendUint16(raw, uint16(i))
+	}
+	got := decodeValues(DtypeF16, raw)
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(HalfToFloat32(uint16(i))) {
+			t.Fatalf("decoded %#04x: %v", i, got[i])
+		}
 	}
 }

@@ -20,6 +20,15 @@ const PlainGroup = "all"
 // the data, non-finite values, invalid metadata), so a written file always
 // reads back.
 func Marshal(u *Update) ([]byte, error) {
+	e, err := encodeUpdate(u)
+	if err != nil {
+		return nil, err
+	}
+	return e.bytes(), nil
+}
+
+// encodeUpdate checks an update as Marshal does and lays out its file.
+func encodeUpdate(u *Update) (*encodedFile, error) {
 	if u == nil {
 		return nil, errors.New("marshal update: nil update")
 	}
@@ -42,7 +51,7 @@ func Marshal(u *Update) ([]byte, error) {
 	if g, k, r, ok := rankConflict(u); !ok {
 		return nil, fmt.Errorf("marshal update: %s %d, but tensor %q has rank %d", KeyRank, u.Meta.Rank, g+"/"+k, r)
 	}
-	return encodeSafetensors(ts, encodeMetadata(u.Meta))
+	return encodeFile(ts, encodeMetadata(u.Meta))
 }
 
 // checkTensor holds a tensor to what a reader accepts.
@@ -63,6 +72,9 @@ func checkTensor(t *Tensor, key string) error {
 	if n != len(t.Data) {
 		return fmt.Errorf("shape %v holds %d values, data has %d", t.Shape, n, len(t.Data))
 	}
+	if allFinite(t.Data) {
+		return nil
+	}
 	for i, v := range t.Data {
 		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 			return fmt.Errorf("%w at index %d: %v", ErrNonFinite, i, v)
@@ -80,12 +92,16 @@ func checkTensor(t *Tensor, key string) error {
 // Errors wrap ErrCorrupt (bad structure or metadata) or ErrNonFinite (a NaN
 // or infinite value) and name the file and the tensor or key at fault.
 func Unmarshal(data []byte, name string) (*Update, error) {
-	u, _, err := unmarshal(data, name)
+	u, _, err := unmarshal(data, name, nil)
 	return u, err
 }
 
-// unmarshal also returns the stored entries, for inspection.
-func unmarshal(data []byte, name string) (*Update, *safetensorsFile, error) {
+// unmarshal also returns the stored entries, for inspection. With a
+// mapping, data is its read-only view of the file: F32 tensors alias it
+// where they can (see ReadFileMapped), and every touch of it runs under
+// the mapping's guard. Without one, every tensor is a copy, so the caller
+// may reuse data.
+func unmarshal(data []byte, name string, m *Mapping) (*Update, *safetensorsFile, error) {
 	f, err := parseSafetensors(data, name)
 	if err != nil {
 		return nil, nil, err
@@ -99,7 +115,8 @@ func unmarshal(data []byte, name string) (*Update, *safetensorsFile, error) {
 		meta.Kind = KindAdapter
 	}
 	u := &Update{Meta: meta, Groups: map[string]map[string]*Tensor{}}
-	for _, st := range f.Tensors {
+	values := make([][]float32, len(f.Tensors))
+	for i, st := range f.Tensors {
 		group, key := PlainGroup, st.Name
 		if isDAF {
 			var ok bool
@@ -108,13 +125,30 @@ func unmarshal(data []byte, name string) (*Update, *safetensorsFile, error) {
 				return nil, nil, corrupt(name, tensorPart(st.Name), "name is not <group>/<PEFT key>")
 			}
 		}
-		t := &Tensor{Shape: st.Shape, Data: decodeValues(st.Dtype, f.Data[st.Begin:st.End])}
-		for i, v := range t.Data {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return nil, nil, fmt.Errorf("%s: %s: %w at index %d: %v", name, tensorPart(st.Name), ErrNonFinite, i, v)
-			}
+		raw := f.Data[st.Begin:st.End]
+		var xs []float32
+		if m != nil {
+			xs = aliasF32(st.Dtype, raw)
 		}
-		u.Set(group, key, t)
+		if xs == nil {
+			xs = decodeValues(st.Dtype, raw)
+		}
+		values[i] = xs
+		u.Set(group, key, &Tensor{Shape: st.Shape, Data: xs})
+	}
+	// One pass over every value, on every core, after the structure is
+	// known to be sound: the per-value search that names the index runs
+	// only on a tensor known to hold a NaN or an infinity.
+	var guard func(func()) error
+	if m != nil {
+		guard = m.guard
+	}
+	bad, err := firstNonFinite(values, guard)
+	if err != nil {
+		return nil, nil, err
+	}
+	if bad >= 0 {
+		return nil, nil, nonFiniteError(name, f.Tensors[bad].Name, values[bad])
 	}
 	if err := checkFactorPairs(u, name, isDAF); err != nil {
 		return nil, nil, err
@@ -254,10 +288,13 @@ func readRegularMax(path string, limit int64) ([]byte, error) {
 
 // WriteFile writes an update file atomically: a crash leaves either the old
 // file or the new one, never a torn one.
+//
+// The tensors are streamed to the file from where they lie: writing an
+// update needs no second copy of its values in memory.
 func WriteFile(path string, u *Update) error {
-	data, err := Marshal(u)
+	e, err := encodeUpdate(u)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	return atomicfile.WriteFile(path, data, 0o644)
+	return atomicfile.WriteFunc(path, 0o644, e.writeTo)
 }

@@ -121,21 +121,23 @@ func TestPlainFileIsGroupAll(t *testing.T) {
 	}
 }
 
-// Every hostile file is refused with ErrCorrupt (or ErrNonFinite), and the
-// error names the file and the tensor or key at fault.
-func TestHostileFiles(t *testing.T) {
+// hostileFile is a file every reader must refuse, with the error it must
+// give.
+type hostileFile struct {
+	name string
+	data []byte
+	part string // what the error must name besides the file
+	err  error
+}
+
+func hostileFiles() []hostileFile {
 	ok := `"coarse/t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}`
 	meta := `"__metadata__":{"daf.format":"talora-update/1"}`
 	hdr := func(entries ...string) string {
 		return "{" + strings.Join(append([]string{meta}, entries...), ",") + "}"
 	}
 	two := f32Bytes(1, 2)
-	cases := []struct {
-		name string
-		data []byte
-		part string // what the error must name besides the file
-		err  error
-	}{
+	return []hostileFile{
 		{"short file", []byte{1, 2, 3}, "header", ErrCorrupt},
 		{"header length past end", append(u16Bytes(100, 0, 0, 0), "{}"...), "header", ErrCorrupt},
 		{"header length over limit", append(u16Bytes(0, 0x0641, 0, 0), "{}"...), "100 MiB", ErrCorrupt},
@@ -178,6 +180,12 @@ func TestHostileFiles(t *testing.T) {
 		{"NaN value", rawFile(hdr(ok), f32Bytes(1, float32(math.NaN()))), `"coarse/t"`, ErrNonFinite},
 		{"F16 infinity", rawFile(hdr(`"coarse/t":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}`), u16Bytes(0x3c00, 0xfc00)), `"coarse/t"`, ErrNonFinite},
 	}
+}
+
+// Every hostile file is refused with ErrCorrupt (or ErrNonFinite), and the
+// error names the file and the tensor or key at fault.
+func TestHostileFiles(t *testing.T) {
+	cases := hostileFiles()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			u, err := Unmarshal(c.data, "hostile.safetensors")

@@ -3,6 +3,9 @@ package adapter
 import (
 	"errors"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -36,6 +39,35 @@ func FuzzUnmarshal(f *testing.F) {
 			t.Fatalf("re-marshalled update does not read back: %v", err)
 		}
 		sameUpdate(t, back, u)
+	})
+}
+
+// FuzzReadFileMapped feeds arbitrary files to the mapped reader: it must
+// accept what Unmarshal accepts, with the same values, and refuse the rest
+// with the same error.
+func FuzzReadFileMapped(f *testing.F) {
+	valid, err := Marshal(sampleUpdate())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(valid)
+	f.Add(rawFile(`{"__metadata__":{"daf.format":"talora-update/1"},"coarse/h":{"dtype":"F16","shape":[1],"data_offsets":[0,2]},"coarse/w":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}}`, append(u16Bytes(0x3c00), f32Bytes(1, 2)...)))
+	f.Add(rawFile(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}`, f32Bytes(float32(math.Inf(1)))))
+	f.Add([]byte{})
+	path := filepath.Join(f.TempDir(), "fuzz.safetensors")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		want, wantErr := Unmarshal(data, path)
+		got, m, err := ReadFileMapped(path)
+		defer m.Close()
+		if (err == nil) != (wantErr == nil) || (err != nil && err.Error() != wantErr.Error()) {
+			t.Fatalf("mapped: %v\ncopied: %v", err, wantErr)
+		}
+		if err == nil {
+			sameUpdate(t, got, want)
+		}
 	})
 }
 

@@ -23,11 +23,13 @@ func TestReadersRefuseNonRegularFiles(t *testing.T) {
 	}
 	model := filepath.Join(dir, PEFTModelFile)
 	for name, read := range map[string]func() error{
-		"ReadFile":          func() error { _, err := ReadFile("/dev/zero"); return err },
-		"Summarize":         func() error { _, err := Summarize("/dev/zero"); return err },
-		"ReadPEFT dir":      func() error { _, _, err := ReadPEFT(dir); return err },
-		"Summarize dir":     func() error { _, err := Summarize(dir); return err },
-		"ReadFile dir file": func() error { _, err := ReadFile(model); return err },
+		"ReadFile":           func() error { _, err := ReadFile("/dev/zero"); return err },
+		"Summarize":          func() error { _, err := Summarize("/dev/zero"); return err },
+		"ReadPEFT dir":       func() error { _, _, err := ReadPEFT(dir); return err },
+		"Summarize dir":      func() error { _, err := Summarize(dir); return err },
+		"ReadFile dir file":  func() error { _, err := ReadFile(model); return err },
+		"ReadFileMapped":     func() error { _, _, err := ReadFileMapped("/dev/zero"); return err },
+		"ReadFileMapped dir": func() error { _, _, err := ReadFileMapped(dir); return err },
 	} {
 		err := read()
 		if err == nil || !strings.Contains(err.Error(), "not a regular file") {

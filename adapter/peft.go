@@ -129,9 +129,16 @@ func parsePEFTConfig(data []byte, file string) (*PEFTConfig, error) {
 // metadata. The config is nil when there is none. A directory's name is
 // the default daf.node.
 func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
+	u, _, cfg, err := readPEFT(path, false)
+	return u, cfg, err
+}
+
+// readPEFT is ReadPEFT that maps the model file when mapped is set (see
+// ReadFileMapped); the Mapping is nil otherwise.
+func readPEFT(path string, mapped bool) (u *Update, m *Mapping, cfg *PEFTConfig, err error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	modelPath, configPath, node := path, "", ""
 	if st.IsDir() {
@@ -140,42 +147,54 @@ func ReadPEFT(path string) (*Update, *PEFTConfig, error) {
 		node = dirName(path)
 		if _, err := os.Stat(modelPath); errors.Is(err, os.ErrNotExist) {
 			if _, binErr := os.Stat(filepath.Join(path, "adapter_model.bin")); binErr == nil {
-				return nil, nil, fmt.Errorf("%s: only adapter_model.bin (pickle) found; save the adapter with safe_serialization=True", path)
+				return nil, nil, nil, fmt.Errorf("%s: only adapter_model.bin (pickle) found; save the adapter with safe_serialization=True", path)
 			}
-			return nil, nil, fmt.Errorf("%s: no %s in the directory", path, PEFTModelFile)
+			return nil, nil, nil, fmt.Errorf("%s: no %s in the directory", path, PEFTModelFile)
 		}
 	} else if filepath.Base(path) == PEFTModelFile {
 		configPath = filepath.Join(filepath.Dir(path), PEFTConfigFile)
 		node = dirName(filepath.Dir(path))
 	}
-	data, err := readRegular(modelPath)
-	if err != nil {
-		return nil, nil, err
+	if mapped {
+		if m, err = openMapping(modelPath); err != nil {
+			return nil, nil, nil, err
+		}
+		defer func() {
+			if err != nil {
+				m.Close()
+				u, m = nil, nil
+			}
+		}()
+		u, err = m.decode()
+	} else {
+		var data []byte
+		if data, err = readRegular(modelPath); err != nil {
+			return nil, nil, nil, err
+		}
+		u, err = Unmarshal(data, modelPath)
 	}
-	u, err := Unmarshal(data, modelPath)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if node != "" && u.Meta.Node == NodeFromName(modelPath) {
 		u.Meta.Node = node
 	}
-	var cfg *PEFTConfig
 	if configPath != "" {
 		cdata, err := readRegularMax(configPath, MaxPEFTConfigBytes)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
 		case err != nil:
-			return nil, nil, err
+			return nil, nil, nil, err
 		default:
 			if cfg, err = parsePEFTConfig(cdata, configPath); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if err := applyPEFTConfig(u, cfg, modelPath); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 	}
-	return u, cfg, nil
+	return u, m, cfg, nil
 }
 
 // dirName is a directory's own name, also for "." or "./" (read from
@@ -246,7 +265,7 @@ func ExportPEFT(u *Update, group string, dir string, cfg PEFTConfig) error {
 	if err := fillPEFTConfig(&cfg, u, group); err != nil {
 		return fmt.Errorf("export %s: %w", dir, err)
 	}
-	model, err := encodeSafetensors(ts, map[string]string{"format": "pt"})
+	model, err := encodeFile(ts, map[string]string{"format": "pt"})
 	if err != nil {
 		return fmt.Errorf("export %s: %w", dir, err)
 	}
@@ -262,7 +281,7 @@ func ExportPEFT(u *Update, group string, dir string, cfg PEFTConfig) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, PEFTModelFile), model, 0o644); err != nil {
+	if err := atomicfile.WriteFunc(filepath.Join(dir, PEFTModelFile), 0o644, model.writeTo); err != nil {
 		return err
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, PEFTConfigFile), config, 0o644)

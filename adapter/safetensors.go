@@ -305,15 +305,36 @@ type namedTensor struct {
 	Tensor *Tensor
 }
 
-// encodeSafetensors writes F32 tensors in the given order with metadata.
-// The header is padded with spaces to a multiple of 8 bytes, as the
-// safetensors library does, so the data section stays aligned.
+// encodedFile is a safetensors file ready to be written: its header (the
+// 8-byte length and the padded JSON) and the tensors whose values follow
+// it, in order, as little-endian F32.
+type encodedFile struct {
+	header  []byte
+	tensors []namedTensor
+	size    int64 // of the whole file
+}
+
+// bytes is the whole file in one buffer.
+func (e *encodedFile) bytes() []byte {
+	out := make([]byte, 0, e.size)
+	out = append(out, e.header...)
+	for _, t := range e.tensors {
+		out = appendF32(out, t.Tensor.Data)
+	}
+	return out
+}
+
+// encodeFile lays out F32 tensors in the given order with metadata: it
+// checks them and builds the header. The
+// header is padded with spaces to a multiple of 8 bytes, as the
+// safetensors library does, so the data section stays aligned (and a
+// reader can use F32 values where they lie).
 //
 // It refuses what parseSafetensors refuses, so a written file always reads
 // back: more than MaxTensors tensors, more than MaxDims dimensions, and
 // names or metadata that are not valid UTF-8 (encoding/json would replace
 // the bad bytes and so rename them).
-func encodeSafetensors(ts []namedTensor, meta map[string]string) ([]byte, error) {
+func encodeFile(ts []namedTensor, meta map[string]string) (*encodedFile, error) {
 	if len(ts) > MaxTensors {
 		return nil, fmt.Errorf("%d tensors, more than the %d a file may hold", len(ts), MaxTensors)
 	}
@@ -355,16 +376,48 @@ func encodeSafetensors(ts []namedTensor, meta map[string]string) ([]byte, error)
 	}
 	hjson := bytes.TrimRight(hb.Bytes(), "\n")
 	pad := (8 - (len(hjson) % 8)) % 8
-	out := make([]byte, 0, 8+len(hjson)+pad+int(offset))
-	out = binary.LittleEndian.AppendUint64(out, uint64(len(hjson)+pad))
-	out = append(out, hjson...)
-	out = append(out, strings.Repeat(" ", pad)...)
-	for _, t := range ts {
-		for _, v := range t.Tensor.Data {
-			out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
+	h := make([]byte, 0, 8+len(hjson)+pad)
+	h = binary.LittleEndian.AppendUint64(h, uint64(len(hjson)+pad))
+	h = append(h, hjson...)
+	h = append(h, strings.Repeat(" ", pad)...)
+	return &encodedFile{header: h, tensors: ts, size: int64(len(h)) + offset}, nil
+}
+
+// writeTo streams the file to w. On a little-endian machine each tensor's
+// values are written from where they lie, without an encoded copy.
+func (e *encodedFile) writeTo(w io.Writer) error {
+	if _, err := w.Write(e.header); err != nil {
+		return err
+	}
+	var buf []byte
+	for _, t := range e.tensors {
+		if littleEndian {
+			if _, err := w.Write(float32Bytes(t.Tensor.Data)); err != nil {
+				return err
+			}
+			continue
+		}
+		for xs := t.Tensor.Data; len(xs) > 0; {
+			n := min(len(xs), 16<<10)
+			buf = appendF32(buf[:0], xs[:n])
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+			xs = xs[n:]
 		}
 	}
-	return out, nil
+	return nil
+}
+
+// appendF32 appends values as little-endian F32.
+func appendF32(out []byte, xs []float32) []byte {
+	if littleEndian {
+		return append(out, float32Bytes(xs)...)
+	}
+	for _, v := range xs {
+		out = binary.LittleEndian.AppendUint32(out, math.Float32bits(v))
+	}
+	return out
 }
 
 func nonNilShape(s []int) []int {

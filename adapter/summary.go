@@ -79,7 +79,7 @@ func Summarize(path string) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	fu, f, err := unmarshal(data, file)
+	fu, f, err := unmarshal(data, file, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -61,7 +61,7 @@ func aggregateGroups(updates []*adapter.Update, strategyOf func(group string) st
 	if err := opts.Validate(); err != nil {
 		return nil, nil, err
 	}
-	if err := checkUpdates(updates, opts.workers()); err != nil {
+	if err := checkUpdates(updates, opts.workers(), !opts.InputsFinite); err != nil {
 		return nil, nil, err
 	}
 	product := opts.LoRAMode != Factor

@@ -18,9 +18,9 @@ func nodeName(u *adapter.Update, i int) string {
 	return fmt.Sprintf("update #%d", i+1)
 }
 
-// checkUpdates rejects nil updates, non-finite values (naming the node) and
-// mixed kinds.
-func checkUpdates(updates []*adapter.Update, workers int) error {
+// checkUpdates rejects nil updates, non-finite values (naming the node;
+// unless scanValues is false) and mixed kinds.
+func checkUpdates(updates []*adapter.Update, workers int, scanValues bool) error {
 	if len(updates) == 0 {
 		return ErrNoUpdates
 	}
@@ -43,6 +43,9 @@ func checkUpdates(updates []*adapter.Update, workers int) error {
 	}
 	if err := checkGroupRanges(updates); err != nil {
 		return err
+	}
+	if !scanValues {
+		return nil
 	}
 	if bad := firstNonFinite(updates, workers); bad >= 0 {
 		u := updates[bad]

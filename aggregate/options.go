@@ -122,6 +122,11 @@ type Options struct {
 	Seed uint64
 	// Workers is how many goroutines split the parameter range; 0 = GOMAXPROCS.
 	Workers int
+	// InputsFinite says the caller has already checked every value of the
+	// updates for NaN and infinities (adapter's readers do, in one parallel
+	// pass as they map the files), so the inputs are not scanned again.
+	// The aggregate itself is still checked.
+	InputsFinite bool
 }
 
 func (o Options) temperature() float64 {

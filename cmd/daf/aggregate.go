@@ -74,7 +74,12 @@ geometric_median, centered_clip. A named strategy aggregates whatever it is give
 exact writes stacked factors whose product is exactly the aggregate of the
 products (rank up to the sum of the ranks); svd re-factorises that to --rank
 and reports the truncation error. Products need complete factors: adapter
-files (daf.kind=adapter), or deltas with --base.`,
+files (daf.kind=adapter), or deltas with --base.
+
+Input files are mapped into memory read-only rather than copied. Replacing an
+input by a rename while the command runs is safe (the output may even replace
+an input); truncating or rewriting one in place is not: the command may then
+fail, or read the new bytes.`,
 		Example: "  daf aggregate --strategy trimmed_mean --trim-fraction 0.2 -o agg.safetensors n1.safetensors n2.safetensors n3.safetensors\n" +
 			"  daf aggregate --strategy daf --config federation.toml -o agg.safetensors updates/*.safetensors --json\n" +
 			"  daf aggregate --strategy weighted_average --lora-mode svd --rank 8 -o merged.safetensors ./adapter1 ./adapter2",
@@ -148,10 +153,19 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 		return badInputf("--temperature %v: want a finite number > 0", f.temperature)
 	}
 
-	updates, err := readUpdates(inputs, f.base)
+	updates, mappings, err := readUpdates(inputs, f.base)
+	// The inputs' tensors alias these mappings until the output is written;
+	// nothing of them outlives this function (the aggregate is always a
+	// new tensor, even of one input).
+	defer closeMappings(mappings)
 	if err != nil {
 		return err
 	}
+	// The reader has checked every input value (one parallel pass over the
+	// mapped files), so the aggregator need not pass over them again. Adding
+	// a base makes new values, which can overflow to infinity: those are
+	// scanned.
+	opts.InputsFinite = f.base == ""
 	summary := aggregateSummary{Output: f.out, Strategy: f.strategy, LoRAMode: opts.LoRAMode.String(), Inputs: len(updates),
 		TrimFraction: opts.TrimFraction}
 	if strings.Contains(f.strategy, "krum") || f.strategy == aggregate.EngineStrategy {
@@ -223,18 +237,32 @@ func isStrategy(name string) bool {
 	return false
 }
 
+// readInput reads one input of daf aggregate. It maps the file: the
+// values are only read, and a copy of every input would cost as much as
+// aggregating them. Tests replace it by the copying reader to check that
+// both give the same aggregate.
+var readInput = adapter.ReadFileMapped
+
 // readUpdates reads every input, adding the base to deltas when given.
-func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
+// Files are mapped rather than copied (adapter.ReadFileMapped): their
+// values are only read here, and the caller closes the mappings once the
+// aggregate is written, also on error.
+func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapter.Mapping, error) {
 	var base *adapter.Update
+	var mappings []*adapter.Mapping
 	if basePath != "" {
+		var m *adapter.Mapping
 		var err error
-		if base, err = adapter.ReadFile(basePath); err != nil {
-			return nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
+		if base, m, err = readInput(basePath); err != nil {
+			return nil, nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
 		}
+		mappings = append(mappings, m)
 	}
-	// Files are read concurrently (decoding is CPU work), and errors are
+	// Files are read concurrently, so that mapping them, faulting their
+	// pages in and checking their values keep every core busy; errors are
 	// reported for the first bad input in command-line order.
 	updates := make([]*adapter.Update, len(inputs))
+	inputMaps := make([]*adapter.Mapping, len(inputs))
 	errs := make([]error, len(inputs))
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -243,7 +271,7 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				updates[i], errs[i] = readUpdate(inputs[i], base, basePath)
+				updates[i], inputMaps[i], errs[i] = readUpdate(inputs[i], base, basePath)
 			}
 		}()
 	}
@@ -252,18 +280,19 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, error) {
 	}
 	close(next)
 	wg.Wait()
+	mappings = append(mappings, inputMaps...)
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, mappings, err
 		}
 	}
-	return updates, nil
+	return updates, mappings, nil
 }
 
-func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, error) {
-	u, err := adapter.ReadFile(in)
+func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, *adapter.Mapping, error) {
+	u, m, err := readInput(in)
 	if err != nil {
-		return nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
+		return nil, nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
 	}
 	if u.Meta.Node == "" {
 		// An aggregate carries an empty daf.node; name it by its file, as
@@ -273,10 +302,19 @@ func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Upda
 	}
 	if base != nil && u.Meta.Kind == adapter.KindDelta {
 		if u, err = aggregate.WithBase(u, base); err != nil {
-			return nil, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
+			return nil, m, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
 		}
 	}
-	return u, nil
+	return u, m, nil
+}
+
+// closeMappings unmaps the inputs. A failure to unmap cannot affect the
+// output, which is already written (or not to be written), so it is not
+// reported.
+func closeMappings(ms []*adapter.Mapping) {
+	for _, m := range ms {
+		m.Close()
+	}
 }
 
 // stripPath avoids "f.safetensors: f.safetensors: ..." when the reader
