@@ -108,24 +108,6 @@ func TestAggregateMappedInputsMatchCopiedInputs(t *testing.T) {
 	}
 }
 
-// runCLIStderr runs the command line and returns its exit code and
-// standard error.
-func runCLIStderr(t *testing.T, args ...string) (int, string) {
-	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stderr
-	os.Stderr = w
-	code, _ := runCLI(t, args...)
-	w.Close()
-	os.Stderr = old
-	var buf bytes.Buffer
-	buf.ReadFrom(r)
-	return code, buf.String()
-}
-
 // A NaN in a large mapped input (checked on every core) stops the command
 // with exit 2 and one line naming the file, the tensor and the index.
 func TestAggregateNaNInMappedInputNamesFileAndTensor(t *testing.T) {
