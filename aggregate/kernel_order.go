@@ -20,7 +20,10 @@ const orderBlock = 64
 const clampBlock = 1024
 
 // orderScratch is a worker's private buffer for the transposing kernels.
-type orderScratch struct{ keys []int32 }
+type orderScratch struct {
+	keys []int32
+	net  networkScratch
+}
 
 func (s *orderScratch) get(n int) []int32 {
 	if cap(s.keys) < n {
@@ -208,6 +211,13 @@ func orderKernel(n, k int, median bool) func(dst []float32, xs [][]float32, sc *
 	if !median && n-2*k <= 2 {
 		// Keeping the middle one or two values is the median.
 		median = true
+	}
+	if useNetworks && n >= 3 && (median || k > 0) {
+		nw := trimNetwork(n, k)
+		if median {
+			nw = medianNetwork(n)
+		}
+		return func(dst []float32, xs [][]float32, sc *orderScratch) { nw.run(dst, xs, &sc.net) }
 	}
 	if median {
 		switch n {
