@@ -1,6 +1,9 @@
 package aggregate
 
-import "sync"
+import (
+	"sync"
+	"unsafe"
+)
 
 // Order statistics as comparator networks run across coordinates. Go does
 // not vectorise the per-coordinate kernels of kernel_order.go, and a
@@ -22,8 +25,10 @@ import "sync"
 const netBlock = 64
 
 // netRowBytes is a scratch row's length in bytes; comparators name rows by
-// byte offset so that the assembly adds them to the base directly.
-const netRowBytes = netBlock*4 + 32
+// byte offset so that the assembly adds them to the base directly. The
+// extra cache line keeps rows 16 apart from sharing their address modulo
+// 4 KiB, which would make loads wait on unrelated stores.
+const netRowBytes = netBlock*4 + 64
 
 // netRow is a scratch row's length in float32s.
 const netRow = netRowBytes / 4
@@ -137,7 +142,7 @@ func medianNetwork(n int) *network {
 
 // networkScratch is a worker's private buffers for the network kernels.
 type networkScratch struct {
-	rows  []float32   // n rows of netBlock
+	rows  []float32   // n rows of netRow, from a cache-line boundary
 	pad   []float32   // the last, partial block of every input, zero-padded
 	padXs [][]float32 // pad cut into rows
 	out   [netBlock]float32
@@ -149,14 +154,16 @@ type networkScratch struct {
 func (nw *network) run(dst []float32, xs [][]float32, sc *networkScratch) {
 	n := nw.n
 	if cap(sc.rows) < n*netRow {
-		sc.rows = make([]float32, n*netRow)
+		sc.rows = cacheAligned(n * netRow)
 		sc.pad = make([]float32, n*netBlock)
 		sc.padXs = make([][]float32, n)
 	}
 	rows := sc.rows[:n*netRow]
+	// Prefetch about 16 KiB ahead over all inputs, at least one block.
+	ahead := max(1, 64/n) * netBlock * 4
 	whole := len(dst) / netBlock * netBlock
 	if whole > 0 {
-		orderBlocks(dst[:whole], xs, rows, nw.pairs, nw.lo, nw.hi, nw.scale)
+		orderBlocks(dst[:whole], xs, rows, nw.pairs, nw.lo, nw.hi, nw.scale, ahead)
 	}
 	if whole == len(dst) {
 		return
@@ -168,8 +175,16 @@ func (nw *network) run(dst []float32, xs [][]float32, sc *networkScratch) {
 		clear(row[m:])
 		padXs[i] = row
 	}
-	orderBlocks(sc.out[:], padXs, rows, nw.pairs, nw.lo, nw.hi, nw.scale)
+	orderBlocks(sc.out[:], padXs, rows, nw.pairs, nw.lo, nw.hi, nw.scale, 0)
 	copy(dst[whole:], sc.out[:])
+}
+
+// cacheAligned returns n float32s starting on a 64-byte boundary, so that
+// a row's pairs of 32-byte stores share a cache line.
+func cacheAligned(n int) []float32 {
+	buf := make([]float32, n+16)
+	skip := int(-uintptr(unsafe.Pointer(&buf[0])) % 64 / 4)
+	return buf[skip : skip+n : skip+n]
 }
 
 // orderBlocksGo is what the assembly computes, in the same order and with
@@ -177,8 +192,9 @@ func (nw *network) run(dst []float32, xs [][]float32, sc *networkScratch) {
 // every input into rows, apply the comparators with the minimum and
 // maximum of VMINPS and VMAXPS (the second operand on ties, which only
 // matters for ±0), sum rows lo..hi-1 from 0 in float64 in row order, and
-// store float32(sum · scale).
-func orderBlocksGo(dst []float32, xs [][]float32, rows []float32, pairs []uint32, lo, hi int, scale float64) {
+// store float32(sum · scale). ahead is the assembly's prefetch distance,
+// which changes no result.
+func orderBlocksGo(dst []float32, xs [][]float32, rows []float32, pairs []uint32, lo, hi int, scale float64, ahead int) {
 	for b := 0; b+netBlock <= len(dst); b += netBlock {
 		for i, x := range xs {
 			copy(rows[i*netRow:i*netRow+netBlock], x[b:b+netBlock])

@@ -139,7 +139,7 @@ func TestNetworksRandom(t *testing.T) {
 		for _, c := range orderConfigs(n) {
 			nw := orderNetwork(n, c[0], c[1])
 			dst := make([]float32, len(xs[0]))
-			orderBlocksGo(dst, xs, make([]float32, n*netRow), nw.pairs, nw.lo, nw.hi, nw.scale)
+			orderBlocksGo(dst, xs, make([]float32, n*netRow), nw.pairs, nw.lo, nw.hi, nw.scale, 0)
 			for j := range dst {
 				for i := range xs {
 					col[i] = float64(xs[i][j])
