@@ -13,8 +13,8 @@ import (
 
 // Must match netBlock and netRowBytes in kernel_network.go.
 const (
-	rowBytes   = 64 * 4  // one block of one input: 8 vectors of 8 float32
-	rowStride  = 64*4 + 64
+	rowBytes   = 64 * 4 // one block of one input: 8 vectors of 8 float32
+	rowStride  = rowBytes
 	headerSize = 24 // a slice header in xs
 )
 

@@ -52,7 +52,7 @@ gather:
 	VMOVUPS Y6, 192(BX)
 	VMOVUPS Y7, 224(BX)
 	ADDQ $24, AX
-	ADDQ $320, BX
+	ADDQ $256, BX
 	DECQ CX
 	JNZ  gather
 
@@ -126,7 +126,7 @@ sum:
 	MOVQ         lo+96(FP), AX
 	MOVQ         hi+104(FP), CX
 	SUBQ         AX, CX
-	IMULQ        $320, AX
+	IMULQ        $256, AX
 	ADDQ         SI, AX
 	VBROADCASTSD scale+112(FP), Y15
 	LEAQ 0(AX), BX
@@ -157,7 +157,7 @@ sum0:
 	VADDPD    Y14, Y6, Y6
 	VCVTPS2PD 112(BX), Y8
 	VADDPD    Y8, Y7, Y7
-	ADDQ $320, BX
+	ADDQ $256, BX
 	DECQ DX
 	JNZ  sum0
 	VMULPD     Y15, Y0, Y0
@@ -213,7 +213,7 @@ sum1:
 	VADDPD    Y14, Y6, Y6
 	VCVTPS2PD 112(BX), Y8
 	VADDPD    Y8, Y7, Y7
-	ADDQ $320, BX
+	ADDQ $256, BX
 	DECQ DX
 	JNZ  sum1
 	VMULPD     Y15, Y0, Y0
