@@ -1,11 +1,15 @@
 package aggregate
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -308,4 +312,30 @@ func FuzzNetworkKernel(f *testing.F) {
 		}
 		checkNetworkKernel(t, xs, k, median)
 	})
+}
+
+// The checked-in assembly is what its generator writes.
+func TestNetworkAssemblyGenerated(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the generator with go run")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command")
+	}
+	out := filepath.Join(t.TempDir(), "kernel_network_amd64.s")
+	if msg, err := exec.Command(goTool, "run", "gen_network_amd64.go", "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("gen_network_amd64.go: %v\n%s", err, msg)
+	}
+	want, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile("kernel_network_amd64.s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("kernel_network_amd64.s differs from what gen_network_amd64.go writes: run go generate ./aggregate")
+	}
 }

@@ -4,6 +4,10 @@ import "math"
 
 // Coordinate-wise order statistics over n inputs. Every kernel writes
 // dst[j] from xs[0][j] … xs[n-1][j]; xs are at least as long as dst.
+// Where the comparator networks of kernel_network.go are vectorised
+// (amd64 with AVX2), orderKernel hands them every median and trimmed mean
+// of 3 to maxNetworkInputs inputs; the scalar kernels here are the
+// fallback, kept and tested on every machine.
 //
 // The trimmed sum is never computed as "total minus the extremes": an
 // attacker's 1e30 would swallow every honest value in the total. Instead
@@ -19,7 +23,8 @@ const orderBlock = 64
 // slice fit in L1.
 const clampBlock = 1024
 
-// orderScratch is a worker's private buffer for the transposing kernels.
+// orderScratch is a worker's private buffers for the transposing and the
+// network kernels.
 type orderScratch struct {
 	keys []int32
 	net  networkScratch
@@ -212,7 +217,7 @@ func orderKernel(n, k int, median bool) func(dst []float32, xs [][]float32, sc *
 		// Keeping the middle one or two values is the median.
 		median = true
 	}
-	if useNetworks && n >= 3 && (median || k > 0) {
+	if useNetworks && n >= 3 && n <= maxNetworkInputs && (median || k > 0) {
 		nw := trimNetwork(n, k)
 		if median {
 			nw = medianNetwork(n)
