@@ -99,7 +99,7 @@ func pruneNetwork(comps [][2]int, n, lo, hi int) [][2]int {
 
 // maxNetworkInputs bounds the networks' use: a network costs O(n log² n)
 // comparators per coordinate, quickselect O(n). Measured per coordinate
-// on one core at n = 1024 (20 % trimmed / median): 4.7 / 4.6 µs against
+// on one core of the shared 2-core machine at n = 1024 (20 % trimmed / median): 4.7 / 4.6 µs against
 // 18.9 / 12.2 µs for the scalar kernels; at n = 64, 0.05 against 0.65 /
 // 1.1 µs. Larger n are not measured and stay on the scalar kernels.
 const maxNetworkInputs = 1024
@@ -167,8 +167,9 @@ func (nw *network) run(dst []float32, xs [][]float32, sc *networkScratch) {
 	}
 	rows := sc.rows[:n*netRow]
 	// Prefetch about 32 KiB ahead over all inputs, at least two blocks:
-	// L1 holds that and the rows. Measured against no prefetch at N = 50,
-	// P = 4 M: median 82 ms against 135 ms, trimmed mean 103 against 109.
+	// L1 holds that and the rows. Against no prefetch at N = 50, P = 4 M
+	// (best of 10, shared 2-core machine): median 82 ms against 135 ms,
+	// trimmed mean 103 against 109.
 	ahead := max(2, 128/n) * netBlock * 4
 	whole := len(dst) / netBlock * netBlock
 	if whole > 0 {
