@@ -146,3 +146,27 @@ func BenchmarkAllFinite(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOrderBlocks is one worker's network kernel on a span that stays
+// in L2: the compute cost without memory bandwidth. ns/op per coordinate.
+func BenchmarkOrderBlocks(b *testing.B) {
+	const span = 4096
+	for _, n := range []int{5, 50} {
+		xs := benchInputs(n, span)
+		dst := make([]float32, span)
+		for _, c := range []struct {
+			name string
+			nw   *network
+		}{{"trim", trimNetwork(n, trimCount(0.2, n))}, {"median", medianNetwork(n)}} {
+			b.Run(fmt.Sprintf("%s/N=%d", c.name, n), func(b *testing.B) {
+				var sc networkScratch
+				b.SetBytes(int64(4 * span * (n + 1)))
+				for it := 0; it < b.N; it++ {
+					c.nw.run(dst, xs, &sc)
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/span, "ns/coord")
+				b.ReportMetric(float64(len(c.nw.pairs)/2), "comparators")
+			})
+		}
+	}
+}

@@ -140,10 +140,14 @@
 // Parameters are cut into 16 Ki-element spans spread over GOMAXPROCS
 // goroutines; extra memory is the output plus per-worker scratch (O(P), no
 // copy of the inputs). Weighted sums fold four inputs per pass over an
-// L1-resident accumulator. Order statistics use branch-free min/max
-// networks for n ≤ 5, a streaming second-smallest/second-largest kernel for
-// one cut per side, and otherwise a branch-free quickselect on
-// order-preserving int32 keys gathered element-major. Trimmed sums never
-// subtract the extremes from a total (1e30 would swallow every honest
-// value); they add the kept values, or clamp to the kept range.
+// L1-resident accumulator. On amd64 with AVX2, order statistics run a
+// comparator network across 64 coordinates at once (Batcher's odd–even
+// merge sort, pruned to the rows that are read: 8 comparators for five
+// inputs, 330–340 for fifty), in assembly, 8 lanes per instruction.
+// Elsewhere they use branch-free min/max networks for n ≤ 5, a streaming
+// second-smallest/second-largest kernel for one cut per side, and
+// otherwise a branch-free quickselect on order-preserving int32 keys
+// gathered element-major. Trimmed sums never subtract the extremes from a
+// total (1e30 would swallow every honest value); they add the kept values,
+// or clamp to the kept range.
 package aggregate

@@ -4,6 +4,10 @@ import "math"
 
 // Coordinate-wise order statistics over n inputs. Every kernel writes
 // dst[j] from xs[0][j] … xs[n-1][j]; xs are at least as long as dst.
+// Where the comparator networks of kernel_network.go are vectorised
+// (amd64 with AVX2), orderKernel hands them every median and trimmed mean
+// of 3 to maxNetworkInputs inputs; the scalar kernels here are the
+// fallback, kept and tested on every machine.
 //
 // The trimmed sum is never computed as "total minus the extremes": an
 // attacker's 1e30 would swallow every honest value in the total. Instead
@@ -19,8 +23,12 @@ const orderBlock = 64
 // slice fit in L1.
 const clampBlock = 1024
 
-// orderScratch is a worker's private buffer for the transposing kernels.
-type orderScratch struct{ keys []int32 }
+// orderScratch is a worker's private buffers for the transposing and the
+// network kernels.
+type orderScratch struct {
+	keys []int32
+	net  networkScratch
+}
 
 func (s *orderScratch) get(n int) []int32 {
 	if cap(s.keys) < n {
@@ -208,6 +216,13 @@ func orderKernel(n, k int, median bool) func(dst []float32, xs [][]float32, sc *
 	if !median && n-2*k <= 2 {
 		// Keeping the middle one or two values is the median.
 		median = true
+	}
+	if useNetworks && n >= 3 && n <= maxNetworkInputs && (median || k > 0) {
+		nw := trimNetwork(n, k)
+		if median {
+			nw = medianNetwork(n)
+		}
+		return func(dst []float32, xs [][]float32, sc *orderScratch) { nw.run(dst, xs, &sc.net) }
 	}
 	if median {
 		switch n {

@@ -124,52 +124,54 @@ func TestFactorModeIsNotTheMeanOfProducts(t *testing.T) {
 // Every strategy in exact mode against its slow version on dense products,
 // with ranks and alphas that differ between nodes.
 func TestExactModeMatchesSlowOnProducts(t *testing.T) {
-	rapid.Check(t, func(t *rapid.T) {
-		n := rapid.IntRange(2, 7).Draw(t, "n")
-		rng := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 3))
-		var us []*adapter.Update
-		for i := 0; i < n; i++ {
-			r := rapid.IntRange(1, 5).Draw(t, "rank")
-			alpha := rapid.SampledFrom([]float64{0, 1, 8, 16}).Draw(t, "alpha")
-			us = append(us, loraUpdate(fmt.Sprint("node", i), r, alpha, rng))
-		}
-		xs := make([][]float64, n)
-		samples := make([]float64, n)
-		for i, u := range us {
-			xs[i] = denseVector(u, "domain")
-			samples[i] = u.Meta.Samples
-		}
-		f := 0
-		if n > 4 {
-			f = 1
-		}
-		beta := 0.2
-		want := map[string][]float64{
-			"weighted_average":  slowWeighted(xs, slowNormalise(samples)),
-			"quality_weighted":  slowMean(xs), // no quality reported: all scores 0
-			"learned_attention": slowAttention(xs, nil, 1),
-			"trimmed_mean":      slowTrimmedMean(xs, beta),
-			"median":            slowMedian(xs),
-			"geometric_median":  slowGeometricMedian(xs, samples, 1e-6, 100),
-			"centered_clip":     slowCenteredClip(xs, 0, 100),
-		}
-		if n > 2*f+2 {
-			want["krum"] = slowKrum(xs, f, 1)
-			want["multi_krum"] = slowKrum(xs, f, n-f)
-		}
-		for s, w := range want {
-			got, err := Aggregate(s, us, Options{LoRAMode: Exact, TrimFraction: beta, KrumF: f})
-			if err != nil {
-				t.Fatalf("%s: %v", s, err)
+	forEachOrderPath(t, func(t *testing.T) {
+		rapid.Check(t, func(t *rapid.T) {
+			n := rapid.IntRange(2, 7).Draw(t, "n")
+			rng := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 3))
+			var us []*adapter.Update
+			for i := 0; i < n; i++ {
+				r := rapid.IntRange(1, 5).Draw(t, "rank")
+				alpha := rapid.SampledFrom([]float64{0, 1, 8, 16}).Draw(t, "alpha")
+				us = append(us, loraUpdate(fmt.Sprint("node", i), r, alpha, rng))
 			}
-			tol := 1e-5
-			if s == "geometric_median" || s == "centered_clip" || s == "learned_attention" {
-				tol = 1e-4 // iterative / exponential: float32 factors vs float64 vectors
+			xs := make([][]float64, n)
+			samples := make([]float64, n)
+			for i, u := range us {
+				xs[i] = denseVector(u, "domain")
+				samples[i] = u.Meta.Samples
 			}
-			if e := relErr(denseVector(got, "domain"), w); e > tol {
-				t.Fatalf("%s exact: relative error %.3g > %g", s, e, tol)
+			f := 0
+			if n > 4 {
+				f = 1
 			}
-		}
+			beta := 0.2
+			want := map[string][]float64{
+				"weighted_average":  slowWeighted(xs, slowNormalise(samples)),
+				"quality_weighted":  slowMean(xs), // no quality reported: all scores 0
+				"learned_attention": slowAttention(xs, nil, 1),
+				"trimmed_mean":      slowTrimmedMean(xs, beta),
+				"median":            slowMedian(xs),
+				"geometric_median":  slowGeometricMedian(xs, samples, 1e-6, 100),
+				"centered_clip":     slowCenteredClip(xs, 0, 100),
+			}
+			if n > 2*f+2 {
+				want["krum"] = slowKrum(xs, f, 1)
+				want["multi_krum"] = slowKrum(xs, f, n-f)
+			}
+			for s, w := range want {
+				got, err := Aggregate(s, us, Options{LoRAMode: Exact, TrimFraction: beta, KrumF: f})
+				if err != nil {
+					t.Fatalf("%s: %v", s, err)
+				}
+				tol := 1e-5
+				if s == "geometric_median" || s == "centered_clip" || s == "learned_attention" {
+					tol = 1e-4 // iterative / exponential: float32 factors vs float64 vectors
+				}
+				if e := relErr(denseVector(got, "domain"), w); e > tol {
+					t.Fatalf("%s exact: relative error %.3g > %g", s, e, tol)
+				}
+			}
+		})
 	})
 }
 

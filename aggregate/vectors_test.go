@@ -13,46 +13,48 @@ import (
 
 // Published values from the issue and textbook examples.
 func TestPublishedVectors(t *testing.T) {
-	cases := []struct {
-		strategy string
-		opts     Options
-		values   []float32
-		samples  []float64
-		want     float64
-	}{
-		{"trimmed_mean", Options{TrimFraction: 0.25}, []float32{0.5, 1, 2, 100}, nil, 1.5},
-		{"median", Options{}, []float32{0.2, 1.0, 0.5}, nil, 0.5},
-		{"weighted_average", Options{}, []float32{2.0, 1.0, 2.0}, []float64{1, 2, 1}, 1.5},
-		// trim_fraction 0.1 of 5 trims floor(0.5) = 0 values: the plain mean.
-		{"trimmed_mean", Options{TrimFraction: 0.1}, []float32{1, 2, 3, 4, 100}, nil, 22},
-		// 0.2 of 5 trims one per side: mean of {2, 3, 4}.
-		{"trimmed_mean", Options{TrimFraction: 0.2}, []float32{100, 2, 3, 4, -50}, nil, 3},
-		{"median", Options{}, []float32{4, 1, 3, 2}, nil, 2.5},
-		// Krum, f = 1, n = 5: the n−f−2 = 2 nearest of 1.0 are 0.9 and 1.1
-		// (score 0.02), the lowest; 100 is far from all.
-		{"krum", Options{KrumF: 1}, []float32{0.9, 1.0, 1.1, 1.3, 100}, nil, 1.0},
-		// multi_krum averages the n−f = 4 best: all but 100.
-		{"multi_krum", Options{KrumF: 1}, []float32{0.9, 1.0, 1.1, 1.3, 100}, nil, 1.075},
-		// Geometric median of points on a line is their median.
-		{"geometric_median", Options{}, []float32{0, 1, 2, 3, 1000}, nil, 2},
-	}
-	for _, c := range cases {
-		var us []*adapter.Update
-		for i, v := range c.values {
-			s := 1.0
-			if c.samples != nil {
-				s = c.samples[i]
+	forEachOrderPath(t, func(t *testing.T) {
+		cases := []struct {
+			strategy string
+			opts     Options
+			values   []float32
+			samples  []float64
+			want     float64
+		}{
+			{"trimmed_mean", Options{TrimFraction: 0.25}, []float32{0.5, 1, 2, 100}, nil, 1.5},
+			{"median", Options{}, []float32{0.2, 1.0, 0.5}, nil, 0.5},
+			{"weighted_average", Options{}, []float32{2.0, 1.0, 2.0}, []float64{1, 2, 1}, 1.5},
+			// trim_fraction 0.1 of 5 trims floor(0.5) = 0 values: the plain mean.
+			{"trimmed_mean", Options{TrimFraction: 0.1}, []float32{1, 2, 3, 4, 100}, nil, 22},
+			// 0.2 of 5 trims one per side: mean of {2, 3, 4}.
+			{"trimmed_mean", Options{TrimFraction: 0.2}, []float32{100, 2, 3, 4, -50}, nil, 3},
+			{"median", Options{}, []float32{4, 1, 3, 2}, nil, 2.5},
+			// Krum, f = 1, n = 5: the n−f−2 = 2 nearest of 1.0 are 0.9 and 1.1
+			// (score 0.02), the lowest; 100 is far from all.
+			{"krum", Options{KrumF: 1}, []float32{0.9, 1.0, 1.1, 1.3, 100}, nil, 1.0},
+			// multi_krum averages the n−f = 4 best: all but 100.
+			{"multi_krum", Options{KrumF: 1}, []float32{0.9, 1.0, 1.1, 1.3, 100}, nil, 1.075},
+			// Geometric median of points on a line is their median.
+			{"geometric_median", Options{}, []float32{0, 1, 2, 3, 1000}, nil, 2},
+		}
+		for _, c := range cases {
+			var us []*adapter.Update
+			for i, v := range c.values {
+				s := 1.0
+				if c.samples != nil {
+					s = c.samples[i]
+				}
+				us = append(us, vecUpdate(string(rune('a'+i)), s, v))
 			}
-			us = append(us, vecUpdate(string(rune('a'+i)), s, v))
+			got, err := Aggregate(c.strategy, us, c.opts)
+			if err != nil {
+				t.Fatalf("%s %v: %v", c.strategy, c.values, err)
+			}
+			if v := float64(got.Get("g", "w").Data[0]); math.Abs(v-c.want) > 1e-5*max(1, math.Abs(c.want)) {
+				t.Errorf("%s of %v = %v, want %v", c.strategy, c.values, v, c.want)
+			}
 		}
-		got, err := Aggregate(c.strategy, us, c.opts)
-		if err != nil {
-			t.Fatalf("%s %v: %v", c.strategy, c.values, err)
-		}
-		if v := float64(got.Get("g", "w").Data[0]); math.Abs(v-c.want) > 1e-5*max(1, math.Abs(c.want)) {
-			t.Errorf("%s of %v = %v, want %v", c.strategy, c.values, v, c.want)
-		}
-	}
+	})
 }
 
 func TestMedianOfFiveNetworkAllPermutations(t *testing.T) {
@@ -101,38 +103,40 @@ func TestTrimFiveNetwork(t *testing.T) {
 // A Byzantine value of 1e30 must not swallow the honest ones: the kept
 // values are summed directly, never as "total minus the extremes".
 func TestTrimmedMeanIgnoresHugeOutliers(t *testing.T) {
-	for _, n := range []int{5, 12, 50} {
-		var us []*adapter.Update
-		for i := 0; i < n; i++ {
-			v := []float32{1 + float32(i%3), -2}
-			if i == 0 {
-				v = []float32{1e30, -1e30}
-			}
-			if i == 1 {
-				v = []float32{-1e30, 3e38}
-			}
-			us = append(us, vecUpdate(string(rune('a'+i%26))+string(rune('0'+i/26)), 1, v...))
-		}
-		for _, s := range []string{"trimmed_mean", "median", "krum", "geometric_median", "centered_clip"} {
-			opts := Options{TrimFraction: 0.2}
-			if strings.Contains(s, "krum") {
-				if n <= 6 {
-					continue
+	forEachOrderPath(t, func(t *testing.T) {
+		for _, n := range []int{5, 12, 50} {
+			var us []*adapter.Update
+			for i := 0; i < n; i++ {
+				v := []float32{1 + float32(i%3), -2}
+				if i == 0 {
+					v = []float32{1e30, -1e30}
 				}
-				opts.KrumF = 2
+				if i == 1 {
+					v = []float32{-1e30, 3e38}
+				}
+				us = append(us, vecUpdate(string(rune('a'+i%26))+string(rune('0'+i/26)), 1, v...))
 			}
-			got, err := Aggregate(s, us, opts)
-			if err != nil {
-				t.Fatalf("%s n=%d: %v", s, n, err)
-			}
-			for j, v := range got.Get("g", "w").Data {
-				want := []float64{2, -2}[j]
-				if math.Abs(float64(v)-want) > 1.01 {
-					t.Errorf("%s n=%d: element %d = %v, want about %v", s, n, j, v, want)
+			for _, s := range []string{"trimmed_mean", "median", "krum", "geometric_median", "centered_clip"} {
+				opts := Options{TrimFraction: 0.2}
+				if strings.Contains(s, "krum") {
+					if n <= 6 {
+						continue
+					}
+					opts.KrumF = 2
+				}
+				got, err := Aggregate(s, us, opts)
+				if err != nil {
+					t.Fatalf("%s n=%d: %v", s, n, err)
+				}
+				for j, v := range got.Get("g", "w").Data {
+					want := []float64{2, -2}[j]
+					if math.Abs(float64(v)-want) > 1.01 {
+						t.Errorf("%s n=%d: element %d = %v, want about %v", s, n, j, v, want)
+					}
 				}
 			}
 		}
-	}
+	})
 }
 
 func TestBadInput(t *testing.T) {
@@ -308,47 +312,49 @@ func TestGeometricMedianFarAttacker(t *testing.T) {
 // values of 3e38 already overflow. Every order kernel is reached: n = 3…8
 // with k = 0, 1, 2 cut per side, and the median.
 func TestOrderKernelsNearFloat32Max(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 8))
-	const dim = 70 // more than orderBlock, so the block loops run twice
-	for n := 1; n <= 8; n++ {
-		xs := make([][]float32, n)
-		xs64 := make([][]float64, n)
-		for i := range xs {
-			xs[i] = make([]float32, dim)
-			xs64[i] = make([]float64, dim)
-			for j := range xs[i] {
-				v := float32(2e38 + rng.Float64()*1.4e38)
-				if j%2 == 1 {
-					v = -v
-				}
-				xs[i][j], xs64[i][j] = v, float64(v)
-			}
-		}
-		check := func(what string, got []float32, want []float64) {
-			for j, v := range got {
-				if e := math.Abs(float64(v)-want[j]) / math.Abs(want[j]); !(e <= 1e-6) {
-					t.Fatalf("n=%d %s: element %d = %v, want %v", n, what, j, v, want[j])
+	forEachOrderPath(t, func(t *testing.T) {
+		rng := rand.New(rand.NewPCG(7, 8))
+		const dim = 70 // more than orderBlock, so the block loops run twice
+		for n := 1; n <= 8; n++ {
+			xs := make([][]float32, n)
+			xs64 := make([][]float64, n)
+			for i := range xs {
+				xs[i] = make([]float32, dim)
+				xs64[i] = make([]float64, dim)
+				for j := range xs[i] {
+					v := float32(2e38 + rng.Float64()*1.4e38)
+					if j%2 == 1 {
+						v = -v
+					}
+					xs[i][j], xs64[i][j] = v, float64(v)
 				}
 			}
-		}
-		for k := 0; 2*k < n && k <= 2; k++ {
-			beta := (float64(k) + 0.5) / float64(n)
-			kern, err := coordinateKernel(strategies["trimmed_mean"], "g", n, Options{TrimFraction: beta})
+			check := func(what string, got []float32, want []float64) {
+				for j, v := range got {
+					if e := math.Abs(float64(v)-want[j]) / math.Abs(want[j]); !(e <= 1e-6) {
+						t.Fatalf("n=%d %s: element %d = %v, want %v", n, what, j, v, want[j])
+					}
+				}
+			}
+			for k := 0; 2*k < n && k <= 2; k++ {
+				beta := (float64(k) + 0.5) / float64(n)
+				kern, err := coordinateKernel(strategies["trimmed_mean"], "g", n, Options{TrimFraction: beta})
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := make([]float32, dim)
+				kern(got, xs, &orderScratch{})
+				check(fmt.Sprintf("trimmed mean k=%d", k), got, slowTrimmedMean(xs64, beta))
+			}
+			kern, err := coordinateKernel(strategies["median"], "g", n, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := make([]float32, dim)
 			kern(got, xs, &orderScratch{})
-			check(fmt.Sprintf("trimmed mean k=%d", k), got, slowTrimmedMean(xs64, beta))
+			check("median", got, slowMedian(xs64))
 		}
-		kern, err := coordinateKernel(strategies["median"], "g", n, Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := make([]float32, dim)
-		kern(got, xs, &orderScratch{})
-		check("median", got, slowMedian(xs64))
-	}
+	})
 }
 
 // Updates whose group of one name covers different timesteps were trained
