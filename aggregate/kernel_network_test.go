@@ -16,18 +16,21 @@ import (
 	"pgregory.net/rapid"
 )
 
-// forEachOrderPath runs fn with the order statistics on the scalar kernels
-// of kernel_order.go and on the network kernels (the assembly where the
-// CPU has it, orderBlocksGo elsewhere), so every property test covers both.
-func forEachOrderPath(t *testing.T, fn func(t *testing.T)) {
+// forEachKernelPath runs fn on the scalar kernels (the order statistics
+// of kernel_order.go, weightedSumGo) and on the vector ones (the network
+// kernels, the assembly where the CPU has it and orderBlocksGo elsewhere;
+// the FMA weightedSum where the CPU has it), so every property test covers
+// both.
+func forEachKernelPath(t *testing.T, fn func(t *testing.T)) {
 	t.Helper()
-	saved := useNetworks
-	defer func() { useNetworks = saved }()
+	savedNetworks, savedSum := useNetworks, useSumAsm
+	defer func() { useNetworks, useSumAsm = savedNetworks, savedSum }()
 	for _, path := range []struct {
-		name     string
-		networks bool
-	}{{"scalar", false}, {"network", true}} {
-		useNetworks = path.networks
+		name   string
+		vector bool
+	}{{"scalar", false}, {"vector", true}} {
+		useNetworks = path.vector
+		useSumAsm = path.vector && haveSumAsm
 		t.Run(path.name, fn)
 	}
 }

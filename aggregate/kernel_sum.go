@@ -4,11 +4,45 @@ package aggregate
 // stream through: 2048 float32 = 8 KiB.
 const sumBlock = 2048
 
-// weightedSum sets dst = Σ w[i]·xs[i] (every xs[i] as long as dst).
-// Inputs are folded four at a time so the accumulator is loaded and stored
-// once per four inputs; with N = 5 the loop is bound by memory, not by
-// arithmetic.
+// sumFold is how many inputs one sumPass folds into the accumulator: the
+// assembly keeps a weight per input in a vector register and an address
+// per input in a general one, and eight of each fit.
+const sumFold = 8
+
+// useSumAsm routes weightedSum to the vector kernel. It is on only where
+// that is the assembly; tests switch it to run both paths.
+var useSumAsm = haveSumAsm
+
+// weightedSum sets dst = Σ w[i]·xs[i] (every xs[i] as long as dst, and
+// len(w) ≥ len(xs) ≥ 1), summed in float32 in input order.
 func weightedSum(dst []float32, xs [][]float32, w []float32) {
+	if useSumAsm {
+		weightedSumFolded(dst, xs, w)
+		return
+	}
+	weightedSumGo(dst, xs, w)
+}
+
+// weightedSumFolded runs sumPass over every block of the accumulator, up
+// to sumFold inputs at a time. Which inputs a pass folds and in what order
+// depends only on n, so every coordinate, wherever the spans cut, gets the
+// same arithmetic.
+func weightedSumFolded(dst []float32, xs [][]float32, w []float32) {
+	n := len(xs)
+	for b := 0; b < len(dst); b += sumBlock {
+		d := dst[b:min(b+sumBlock, len(dst))]
+		for i := 0; i < n; i += sumFold {
+			j := min(i+sumFold, n)
+			sumPass(d, xs[i:j], w[i:j], b, i == 0)
+		}
+	}
+}
+
+// weightedSumGo is weightedSum in scalar Go, for CPUs without the
+// assembly. Inputs are folded four at a time so the accumulator is loaded
+// and stored once per four inputs; with N = 5 the loop is bound by memory,
+// not by arithmetic.
+func weightedSumGo(dst []float32, xs [][]float32, w []float32) {
 	n := len(xs)
 	for b := 0; b < len(dst); b += sumBlock {
 		e := min(b+sumBlock, len(dst))

@@ -124,7 +124,7 @@ func TestFactorModeIsNotTheMeanOfProducts(t *testing.T) {
 // Every strategy in exact mode against its slow version on dense products,
 // with ranks and alphas that differ between nodes.
 func TestExactModeMatchesSlowOnProducts(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		rapid.Check(t, func(t *rapid.T) {
 			n := rapid.IntRange(2, 7).Draw(t, "n")
 			rng := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 3))

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/dafnet/daf/adapter"
@@ -12,7 +13,7 @@ import (
 
 // Every strategy, element-wise, against its slow float64 version.
 func TestStrategiesMatchSlowVersions(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		rapid.Check(t, func(t *rapid.T) {
 			us := genUpdates(t, 1, 12)
 			n := len(us)
@@ -82,7 +83,7 @@ func TestStrategiesMatchSlowVersions(t *testing.T) {
 // The order-statistic kernels on many inputs and lengths that cross every
 // block boundary.
 func TestOrderKernelsMatchSorting(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		rapid.Check(t, func(t *rapid.T) {
 			// Small n have their own kernels (3, 4, 5 and five with one cut).
 			n := rapid.OneOf(rapid.IntRange(1, 8), rapid.IntRange(1, 60)).Draw(t, "n")
@@ -127,37 +128,93 @@ func TestOrderKernelsMatchSorting(t *testing.T) {
 }
 
 func TestWeightedSumMatchesSlow(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
+		rapid.Check(t, func(t *rapid.T) {
+			n := rapid.IntRange(1, 60).Draw(t, "n")
+			length := rapid.IntRange(1, 2*sumBlock+5).Draw(t, "length")
+			xs32 := make([][]float32, n)
+			xs := make([][]float64, n)
+			w32 := make([]float32, n)
+			w := make([]float64, n)
+			for i := range xs {
+				w32[i] = float32(rapid.Float64Range(-1, 1).Draw(t, "w"))
+				w[i] = float64(w32[i])
+				xs32[i] = make([]float32, length)
+				xs[i] = make([]float64, length)
+				for j := range xs[i] {
+					v := float32(math.Sin(float64(i*length+j) * 0.7))
+					xs32[i][j], xs[i][j] = v, float64(v)
+				}
+			}
+			dst := make([]float32, length)
+			weightedSum(dst, xs32, w32)
+			got := make([]float64, length)
+			for j, v := range dst {
+				got[j] = float64(v)
+			}
+			assertClose(t, "weightedSum", got, slowWeighted(xs, w), 1e-5*float64(n), 1)
+		})
+	})
+}
+
+// The FMA kernel and weightedSumGo round differently, but each stays
+// within the float32 bound of a sum of n products summed in order,
+// (n+1)·(2⁻²⁴·Σ|wᵢxᵢ| + 2⁻¹⁴⁹), of the float64 sum, over magnitudes from 1e-30 to
+// 1e30, zero weights, and lengths that leave partial vectors and blocks.
+func TestWeightedSumFMAMatchesGo(t *testing.T) {
+	if !haveSumAsm {
+		t.Skip("no FMA assembly on this CPU or build")
+	}
 	rapid.Check(t, func(t *rapid.T) {
-		n := rapid.IntRange(1, 60).Draw(t, "n")
-		length := rapid.IntRange(1, 2*sumBlock+5).Draw(t, "length")
-		xs32 := make([][]float32, n)
-		xs := make([][]float64, n)
-		w32 := make([]float32, n)
-		w := make([]float64, n)
-		for i := range xs {
-			w32[i] = float32(rapid.Float64Range(-1, 1).Draw(t, "w"))
-			w[i] = float64(w32[i])
-			xs32[i] = make([]float32, length)
-			xs[i] = make([]float64, length)
-			for j := range xs[i] {
-				v := float32(math.Sin(float64(i*length+j) * 0.7))
-				xs32[i][j], xs[i][j] = v, float64(v)
+		n := rapid.IntRange(1, 64).Draw(t, "n")
+		length := rapid.IntRange(1, 2*sumBlock+37).Draw(t, "length")
+		rng := rand.New(rand.NewPCG(rapid.Uint64().Draw(t, "seed"), 1))
+		w := make([]float32, n)
+		for i := range w {
+			if rapid.IntRange(0, 3).Draw(t, "zero weight") > 0 {
+				w[i] = float32(rapid.Float64Range(-1, 1).Draw(t, "w"))
 			}
 		}
-		dst := make([]float32, length)
-		weightedSum(dst, xs32, w32)
-		got := make([]float64, length)
-		for j, v := range dst {
-			got[j] = float64(v)
+		xs := make([][]float32, n)
+		for i := range xs {
+			xs[i] = make([]float32, length)
+			for j := range xs[i] {
+				v := float32(rng.Float64() * math.Pow(10, float64(rng.IntN(61)-30)))
+				if rng.IntN(2) == 0 {
+					v = -v
+				}
+				xs[i][j] = v
+			}
 		}
-		assertClose(t, "weightedSum", got, slowWeighted(xs, w), 1e-5*float64(n), 1)
+		fma := make([]float32, length)
+		weightedSumFolded(fma, xs, w)
+		scalar := make([]float32, length)
+		weightedSumGo(scalar, xs, w)
+		for j := range fma {
+			var exact, bound float64
+			for i, x := range xs {
+				exact += float64(w[i]) * float64(x[j])
+				bound += math.Abs(float64(w[i]) * float64(x[j]))
+			}
+			// Products and sums below the float32 normal range round to
+			// multiples of 2⁻¹⁴⁹ instead.
+			bound = float64(n+1) * (bound*0x1p-24 + 0x1p-149)
+			for _, c := range []struct {
+				name string
+				v    float32
+			}{{"fma", fma[j]}, {"scalar", scalar[j]}} {
+				if d := math.Abs(float64(c.v) - exact); !(d <= bound) {
+					t.Fatalf("%s: element %d of %d = %v, want %v ± %g", c.name, j, length, c.v, exact, bound)
+				}
+			}
+		}
 	})
 }
 
 // Results do not depend on how many goroutines split the work, bit for bit:
 // every node must compute the same aggregate.
 func TestDeterministicAcrossWorkers(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		var us []*adapter.Update
 		for i := 0; i < 7; i++ {
 			v := make([]float32, 3*spanElems+17)
@@ -189,7 +246,7 @@ func TestDeterministicAcrossWorkers(t *testing.T) {
 }
 
 func TestFlatKernels(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		xs := [][]float32{{1, -4}, {2, 8}, {30, 0}, {4, 1}, {5, 2}}
 		dst := make([]float32, 2)
 		if err := MedianInto(dst, xs, 2); err != nil || dst[0] != 4 || dst[1] != 1 {

@@ -13,7 +13,7 @@ import (
 
 // Published values from the issue and textbook examples.
 func TestPublishedVectors(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		cases := []struct {
 			strategy string
 			opts     Options
@@ -103,7 +103,7 @@ func TestTrimFiveNetwork(t *testing.T) {
 // A Byzantine value of 1e30 must not swallow the honest ones: the kept
 // values are summed directly, never as "total minus the extremes".
 func TestTrimmedMeanIgnoresHugeOutliers(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		for _, n := range []int{5, 12, 50} {
 			var us []*adapter.Update
 			for i := 0; i < n; i++ {
@@ -312,7 +312,7 @@ func TestGeometricMedianFarAttacker(t *testing.T) {
 // values of 3e38 already overflow. Every order kernel is reached: n = 3…8
 // with k = 0, 1, 2 cut per side, and the median.
 func TestOrderKernelsNearFloat32Max(t *testing.T) {
-	forEachOrderPath(t, func(t *testing.T) {
+	forEachKernelPath(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(7, 8))
 		const dim = 70 // more than orderBlock, so the block loops run twice
 		for n := 1; n <= 8; n++ {
