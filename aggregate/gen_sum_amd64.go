@@ -17,6 +17,9 @@ const (
 	fold       = 8  // must match sumFold in kernel_sum.go
 	headerSize = 24 // a slice header in xs
 	// aheadBytes is how far ahead of the loads each input is prefetched.
+	// bench/aggbench kernels, N = 50 / 5, P = 4 M, 2 workers, three runs
+	// each on the shared 2-core machine: 23–28 / 27–41 GB/s against
+	// 22–27 / 25–30 without prefetch, within the noise but never below.
 	aheadBytes = 1024
 )
 
