@@ -33,6 +33,10 @@ func (n *Node) carry(ctx context.Context, rd round.Ready) error {
 		n.skipped(s)
 	}
 	for _, job := range rd.Aggregate {
+		// When Collect ends relative to the slot tells whether a round is
+		// bound by its deadline or by the work of receiving updates.
+		n.log.Debug("collect ended", "round", job.Round, "updates", len(job.Contributions),
+			"after", time.Since(n.machine.Schedule().Start(job.Round)).Round(time.Millisecond))
 		n.startAggregate(ctx, job)
 	}
 	for _, r := range rd.Train {
@@ -195,7 +199,9 @@ func (n *Node) startAggregate(ctx context.Context, job round.AggregateJob) {
 	go func() {
 		defer n.bg.Done()
 		err := n.combine.Submit(ctx, func() {
+			start := time.Now()
 			agg, err := n.aggregate(job)
+			n.log.Debug("aggregate computed", "round", job.Round, "took", time.Since(start).Round(time.Millisecond))
 			n.submit(func(now time.Time) round.Ready {
 				rd, serr := n.machine.AggregateDone(now, job.Round, job.Scope, agg, err)
 				if serr != nil {

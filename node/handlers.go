@@ -59,6 +59,7 @@ func (n *Node) handleDelta(from gossip.PeerID, msg []byte) error {
 	}
 	select {
 	case err := <-verdict:
+		n.log.Debug("delta received", "from", shortID(from), "result", gossip.ResultOf(err), "bytes", len(msg))
 		return err
 	case <-ctx.Done():
 		return ErrStopping
