@@ -256,7 +256,7 @@ func (n *Node) build() error {
 	if f.Security.ByzantineDetection {
 		n.stats = newStatsCache(n.store)
 		det := defense.NewDetector(dcfg, n.stats)
-		deps.Filter = deltaFilter{inner: defense.GossipFilter{Detector: det}, node: n}
+		deps.Filter = defense.GossipFilter{Detector: det, Base: n.model}
 		deps.Screen = sybilScreen{cfg: dcfg, node: n}
 	}
 	st, err := n.restoreState()
