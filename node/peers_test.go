@@ -1,0 +1,66 @@
+package node
+
+import (
+	"crypto/rand"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/dafnet/daf/gossip"
+	"github.com/dafnet/daf/p2p"
+	"github.com/dafnet/daf/seal"
+	"github.com/dafnet/daf/wire"
+)
+
+// A peer list is checked entry by entry: a record already verified for
+// its identity is taken without a second check, a changed one is checked
+// again, so a forged signature is refused even for a known identity.
+func TestPeerListRecordsCheckedOncePerContent(t *testing.T) {
+	key, err := seal.NewScopeKey(rand.Reader, "tenant", "lab", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{Fed: testFed(1), DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, ScopeKeys: []*seal.ScopeKey{key}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.host.Close(); n.store.Close() })
+
+	other, err := seal.GenerateIdentity(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := p2p.PeerIDFromPublicKey(other.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := seal.NewKeyRecord(other, time.Now().Unix()).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(rec []byte) []byte {
+		msg, err := wire.MarshalPeerList([]wire.PeerEntry{{KeyRecord: rec, Memberships: []wire.Membership{{Tier: 2, Scope: "lab"}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return msg
+	}
+	// The node is not running: its event queue (256) holds what the
+	// handler submits.
+	for range 2 {
+		if err := n.handlePeers(id, list(good)); err != nil {
+			t.Fatalf("good record refused: %v", err)
+		}
+		if !n.knownRecord(id, good) {
+			t.Fatal("verified record not kept")
+		}
+	}
+	forged := append([]byte(nil), good...)
+	forged[len(forged)-1] ^= 1 // the signature's last byte
+	if err := n.handlePeers(id, list(forged)); !errors.Is(err, gossip.ErrSignature) {
+		t.Fatalf("forged record of a known identity: err = %v, want ErrSignature", err)
+	}
+	if !n.knownRecord(id, good) {
+		t.Fatal("a forged record replaced the verified one")
+	}
+}
