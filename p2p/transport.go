@@ -57,6 +57,10 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 		_ = s.Reset()
 	}
 	werr := <-written
+	if werr == nil {
+		// Written is sent, whatever the peer then made of it.
+		x.bytesSent.Add(uint64(4 + len(msg)))
+	}
 	switch {
 	case rerr != nil && ctx.Err() != nil:
 		return fmt.Errorf("send to %s on %s: %w", to, proto, ctx.Err())
@@ -70,7 +74,6 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 		return fmt.Errorf("send to %s on %s: write: %w", to, proto, werr)
 	}
 	_ = s.Close()
-	x.bytesSent.Add(uint64(4 + len(msg)))
 	return nil
 }
 
