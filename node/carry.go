@@ -85,7 +85,7 @@ func (n *Node) enqueueSend(ctx context.Context, o gossip.Outbound) {
 	err := n.send.TrySubmit(func() {
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 		defer cancel()
-		if err := n.host.Send(sctx, o.To, o.Proto, o.Msg); err != nil && ctx.Err() == nil {
+		if err := n.host.SendOffered(sctx, o.To, o.Proto, o.Offer, o.Body); err != nil && ctx.Err() == nil {
 			lvl := n.log.Debug
 			if !errors.Is(err, gossip.ErrRefused) {
 				lvl = n.log.Info // a refusal (late, duplicate) is ordinary gossip

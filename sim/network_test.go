@@ -74,3 +74,46 @@ func TestNetworkTransport(t *testing.T) {
 		t.Fatalf("byte counters: sent %d received %d", n.BytesSent("a"), n.BytesReceived("b"))
 	}
 }
+
+// SendOffered delivers the body only when the handler fetches it: a
+// refusal on the offer costs the offer's bytes alone.
+func TestNetworkOffered(t *testing.T) {
+	n := NewNetwork()
+	a, b := n.Join("a"), n.Join("b")
+	var bodies atomic.Int64
+	b.HandleOffered(gossip.ProtoDelta, func(from gossip.PeerID, offer []byte, fetch func(int) ([]byte, error)) error {
+		switch string(offer) {
+		case "have":
+			return gossip.ErrDuplicate
+		case "short":
+			_, err := fetch(3)
+			return err
+		}
+		body, err := fetch(10)
+		if err != nil {
+			return err
+		}
+		bodies.Add(int64(len(body)))
+		return nil
+	})
+	ctx := context.Background()
+	body := []byte("0123456789")
+	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("want"), body); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("have"), body); !errors.Is(err, gossip.ErrRefused) || !errors.Is(err, gossip.ErrDuplicate) {
+		t.Fatalf("duplicate offer: err = %v", err)
+	}
+	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("short"), body); err == nil || errors.Is(err, gossip.ErrRefused) {
+		t.Fatalf("a body of another size than asked: err = %v, want a transfer failure", err)
+	}
+	if bodies.Load() != 10 {
+		t.Fatalf("handler took %d body bytes, want 10", bodies.Load())
+	}
+	if want := uint64(4 + 10 + 4 + 5); n.BytesSent("a") != want || n.BytesReceived("b") != want {
+		t.Fatalf("byte counters: sent %d received %d, want %d (offers, and the one body fetched)", n.BytesSent("a"), n.BytesReceived("b"), want)
+	}
+	if err := a.SendOffered(ctx, "b", gossip.ProtoKeys, []byte("want"), body); !errors.Is(err, gossip.ErrRefused) {
+		t.Fatalf("unhandled protocol: err = %v", err)
+	}
+}
