@@ -261,7 +261,7 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 	var infos []gossip.PeerInfo
 	var bad error
 	for i, e := range entries {
-		rec, err := seal.UnmarshalKeyRecord(e.KeyRecord)
+		rec, err := seal.ParseKeyRecord(e.KeyRecord)
 		var id gossip.PeerID
 		if err == nil {
 			id, err = p2p.PeerIDFromPublicKey(rec.Identity)
