@@ -141,7 +141,7 @@ func TestSketchMatchesPlainLoop(t *testing.T) {
 		u := adapter.New()
 		for g := range rapid.IntRange(1, 3).Draw(t, "groups") {
 			for k := range rapid.IntRange(1, 3).Draw(t, "keys") {
-				tt := adapter.NewTensor(rapid.IntRange(0, 3000).Draw(t, "n"))
+				tt := adapter.NewTensor(rapid.SampledFrom([]int{0, 1, 7, 1023, 1024, 3000, 70000}).Draw(t, "n"))
 				for i := range tt.Data {
 					tt.Data[i] = float32(rng.NormFloat64())
 				}
@@ -154,7 +154,50 @@ func TestSketchMatchesPlainLoop(t *testing.T) {
 		if got, want := sketch(u), slowSketch(u); !reflect.DeepEqual(got, want) {
 			t.Fatal("fused sketch differs from the plain loop")
 		}
+		// From a base, by table or by hash, the sketch is that of the
+		// materialised delta.
+		base := u.Clone()
+		for _, ts := range base.Groups {
+			for _, tt := range ts {
+				for i := range tt.Data {
+					tt.Data[i] = float32(rng.NormFloat64())
+				}
+			}
+		}
+		d, _ := slowDelta(u, base)
+		s, err := scanUpdate(u, base, true)
+		if err != nil || !reflect.DeepEqual(s.dir, slowSketch(d)) {
+			t.Fatalf("sketch from a base differs from the delta's (%v)", err)
+		}
 	})
+}
+
+// The bucket-and-sign tables are bounded: a table that would not fit
+// empties the cache first, and one larger than the whole cache is made
+// but not kept. A table is the same whether made or found.
+func TestSketchTableCacheBounded(t *testing.T) {
+	c := newSketchTableCache(5000)
+	a := c.get("g", "a", 3000)
+	if &c.get("g", "a", 3000)[0] != &a[0] {
+		t.Fatal("second get made a new table")
+	}
+	if c.entries != 3000 {
+		t.Fatalf("%d entries held, want 3000", c.entries)
+	}
+	b := c.get("g", "b", 3000) // does not fit beside a: a goes
+	if _, held := c.tables[sketchTableKey{"g", "a", 3000}]; held || c.entries != 3000 {
+		t.Fatalf("cache over its bound: %d entries, a still held %v", c.entries, held)
+	}
+	big := c.get("g", "c", 6000)
+	if len(c.tables) != 0 || c.entries != 0 {
+		t.Fatalf("a table larger than the cache was kept (%d entries)", c.entries)
+	}
+	if len(b) != 3000 || len(big) != 6000 {
+		t.Fatalf("tables of %d and %d values, want 3000 and 6000", len(b), len(big))
+	}
+	if !reflect.DeepEqual(a, makeSketchTable(tensorSeed("g", "a"), 3000)) {
+		t.Fatal("cached table differs from a fresh one")
+	}
 }
 
 // sybilCase draws a round of updates: some independent, some near copies

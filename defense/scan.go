@@ -77,9 +77,12 @@ func scanUpdate(u, base *adapter.Update, withSketch bool) (scan, error) {
 			s.values += len(t.Data)
 			var sq float64
 			var tb uint32
-			if withSketch {
+			switch {
+			case withSketch && len(t.Data) >= minCachedTable:
+				sq, tb = sketchByTable(s.dir, sketchTables.get(g, k, len(t.Data)), t.Data, b)
+			case withSketch:
 				sq, tb = sketchTensor(s.dir, tensorSeed(g, k), t.Data, b)
-			} else {
+			default:
 				sq, tb = sumSquares(t.Data, b)
 			}
 			gsq += sq
@@ -111,63 +114,84 @@ func tensorSeed(g, k string) uint64 {
 	return h.Sum64()
 }
 
-// sketchTensor adds the tensor data − base (base nil: data) into the count
-// sketch out and returns its sum of squares and notFinite accumulator. The
-// sign is applied by flipping the sign bit rather than branching (x − v and
-// x + (−v) are the same IEEE operation, so the sketch is unchanged): with
-// random signs a branch is mispredicted every other value.
-func sketchTensor(out []float64, seed uint64, data, base []float32) (float64, uint32) {
-	out = out[:SketchDims]
-	var sq0, sq1 float64
-	var bad uint32
+// deltaChunk is how many values of data − base are formed at a time, in
+// a buffer that stays in the first-level cache, for the kernels below.
+const deltaChunk = 512
+
+// eachDeltaChunk calls f on consecutive chunks of data − base (taken in
+// float32, as a materialised delta would hold it), or of data itself when
+// base is nil; off is the chunk's index in data.
+func eachDeltaChunk(data, base []float32, f func(off int, chunk []float32)) {
 	if base == nil {
-		for i, v := range data {
-			r := splitmix64(seed + uint64(i)*0x9e3779b97f4a7c15)
-			bad |= notFinite(math.Float32bits(v))
-			f := float64(v)
-			if i&1 == 0 {
-				sq0 += f * f
-			} else {
-				sq1 += f * f
-			}
-			out[r%SketchDims] += math.Float64frombits(math.Float64bits(f) ^ (r>>63)<<63)
-		}
-		return sq0 + sq1, bad
+		f(0, data)
+		return
 	}
 	base = base[:len(data)]
-	for i, v := range data {
-		v -= base[i]
-		r := splitmix64(seed + uint64(i)*0x9e3779b97f4a7c15)
-		bad |= notFinite(math.Float32bits(v))
-		f := float64(v)
-		if i&1 == 0 {
-			sq0 += f * f
-		} else {
-			sq1 += f * f
+	var buf [deltaChunk]float32
+	for off := 0; off < len(data); off += deltaChunk {
+		d, b := data[off:min(len(data), off+deltaChunk)], base[off:min(len(data), off+deltaChunk)]
+		c := buf[:len(d)]
+		for i := range c {
+			c[i] = d[i] - b[i]
 		}
-		out[r%SketchDims] += math.Float64frombits(math.Float64bits(f) ^ (r>>63)<<63)
+		f(off, c)
 	}
-	return sq0 + sq1, bad
 }
 
-// sumSquares is sketchTensor without the sketch.
-func sumSquares(data, base []float32) (float64, uint32) {
-	var sq0, sq1 float64
+// sketchTensor adds the tensor data − base (base nil: data) into the count
+// sketch out, hashing each value's bucket and sign, and returns its sum of
+// squares and notFinite accumulator. The sign is applied by flipping the
+// sign bit rather than branching (x − v and x + (−v) are the same IEEE
+// operation, so the sketch is unchanged): with random signs a branch is
+// mispredicted every other value. Large tensors go through sketchByTable.
+func sketchTensor(out []float64, seed uint64, data, base []float32) (float64, uint32) {
+	out = out[:SketchDims]
+	var sq float64
 	var bad uint32
-	if base != nil {
-		base = base[:len(data)]
-	}
-	for i, v := range data {
-		if base != nil {
-			v -= base[i]
+	eachDeltaChunk(data, base, func(off int, c []float32) {
+		s, b := sumSquares4(c)
+		sq += s
+		bad |= b
+		for i, v := range c {
+			r := splitmix64(seed + uint64(off+i)*0x9e3779b97f4a7c15)
+			out[r%SketchDims] += math.Float64frombits(math.Float64bits(float64(v)) ^ (r>>63)<<63)
 		}
+	})
+	return sq, bad
+}
+
+// sumSquares is the sum of squares of data − base (base nil: data) and its
+// notFinite accumulator.
+func sumSquares(data, base []float32) (float64, uint32) {
+	var sq float64
+	var bad uint32
+	eachDeltaChunk(data, base, func(_ int, c []float32) {
+		s, b := sumSquares4(c)
+		sq += s
+		bad |= b
+	})
+	return sq, bad
+}
+
+// sumSquares4 keeps four partial sums, so the additions do not wait on
+// one another.
+func sumSquares4(data []float32) (float64, uint32) {
+	var s0, s1, s2, s3 float64
+	var bad uint32
+	n := len(data) &^ 3
+	for i := 0; i < n; i += 4 {
+		d := data[i : i+4 : i+4]
+		bad |= notFinite(math.Float32bits(d[0])) | notFinite(math.Float32bits(d[1])) |
+			notFinite(math.Float32bits(d[2])) | notFinite(math.Float32bits(d[3]))
+		f0, f1, f2, f3 := float64(d[0]), float64(d[1]), float64(d[2]), float64(d[3])
+		s0 += f0 * f0
+		s1 += f1 * f1
+		s2 += f2 * f2
+		s3 += f3 * f3
+	}
+	for _, v := range data[n:] {
 		bad |= notFinite(math.Float32bits(v))
-		f := float64(v)
-		if i&1 == 0 {
-			sq0 += f * f
-		} else {
-			sq1 += f * f
-		}
+		s0 += float64(v) * float64(v)
 	}
-	return sq0 + sq1, bad
+	return (s0 + s1) + (s2 + s3), bad
 }
