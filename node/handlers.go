@@ -291,9 +291,17 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 			}
 			info.Addrs = append(info.Addrs, a.String())
 		}
-		info.Memberships = []gossip.Membership{}
-		for _, m := range e.Memberships {
-			info.Memberships = append(info.Memberships, gossip.Membership{Tier: privacy.Tier(m.Tier), Scope: m.Scope})
+		// A peer's own entry says what it is a member of, none included.
+		// Another peer's entry without memberships only says the sender
+		// does not know them (it may hold just the key record): taken as
+		// "none" it would overwrite what the peer itself said, and the
+		// node would stop sending it releases, refuse its relays and stop
+		// waiting for its update.
+		if len(e.Memberships) > 0 || id == from {
+			info.Memberships = []gossip.Membership{}
+			for _, m := range e.Memberships {
+				info.Memberships = append(info.Memberships, gossip.Membership{Tier: privacy.Tier(m.Tier), Scope: m.Scope})
+			}
 		}
 		if id == from {
 			info.LastSeen = now
@@ -302,7 +310,9 @@ func (n *Node) handlePeers(from gossip.PeerID, msg []byte) error {
 		}
 		n.mu.Lock()
 		n.peerRecords[id] = append([]byte(nil), e.KeyRecord...)
-		n.memberships[id] = slices.Clone(e.Memberships)
+		if info.Memberships != nil {
+			n.memberships[id] = slices.Clone(e.Memberships)
+		}
 		n.mu.Unlock()
 		if len(info.Addrs) > 0 {
 			full := make([]string, len(info.Addrs))
