@@ -96,7 +96,12 @@ func (n *Node) offered(ctx context.Context, from gossip.PeerID, offer []byte) (g
 			rd, e, err := n.machine.DeltaOffered(now, from, offer)
 			switch {
 			case err == nil:
-				n.transfers[e.Digest] = make(chan struct{})
+				// A second transfer of the release from the same peer (a
+				// retry) shares the first one's channel: replacing it
+				// would leave the offers waiting on it asleep.
+				if _, open := n.transfers[e.Digest]; !open {
+					n.transfers[e.Digest] = make(chan struct{})
+				}
 			case errors.Is(err, gossip.ErrInFlight):
 				wait = n.transfers[e.Digest]
 			}

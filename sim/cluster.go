@@ -78,6 +78,9 @@ type Cluster struct {
 	// of the same release to the same node to end, as a daemon's stream
 	// handler waits.
 	parked map[parkKey][]*event
+	// delivered counts the steps carried out (offers, bodies, offers
+	// parked), for tests of the protocol's traffic.
+	delivered struct{ offers, bodies, parked int }
 	// latency is the measured round-trip matrix (the daemon's libp2p ping),
 	// here the link model's: every node's adaptive selector reads it.
 	latency *gossip.LatencyMatrix
@@ -485,12 +488,14 @@ func (c *Cluster) deliver(n *Node, e *event) {
 	c.Net.received[e.node] += uint64(size)
 	c.Net.mu.Unlock()
 	if e.kind == evBody {
+		c.delivered.bodies++
 		in := gossip.DecodeBody(n.Codec, e.from, e.env, e.body)
 		rd, _ := n.M.DeltaReceived(c.Now, e.from, nil, &in)
 		c.handle(n, rd)
 		c.unpark(e.node, e.env.Digest)
 		return
 	}
+	c.delivered.offers++
 	rd, env, err := n.M.DeltaOffered(c.Now, e.from, e.msg)
 	c.handle(n, rd)
 	switch {
@@ -502,6 +507,7 @@ func (c *Cluster) deliver(n *Node, e *event) {
 	case errors.Is(err, gossip.ErrInFlight):
 		k := parkKey{e.node, env.Digest}
 		c.parked[k] = append(c.parked[k], e)
+		c.delivered.parked++
 	}
 }
 

@@ -8,8 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/dafnet/daf/config"
 	"github.com/dafnet/daf/gossip"
+	"github.com/dafnet/daf/round"
 )
 
 func TestNetworkTransport(t *testing.T) {
@@ -116,4 +119,42 @@ func TestNetworkOffered(t *testing.T) {
 	if err := a.SendOffered(ctx, "b", gossip.ProtoKeys, []byte("want"), body); !errors.Is(err, gossip.ErrRefused) {
 		t.Fatalf("unhandled protocol: err = %v", err)
 	}
+}
+
+// In a federation large enough that relays race (16 nodes, fan-out 4, so
+// most releases reach a node from two relays at once), every node takes
+// each other node's release exactly once: offers of held releases are
+// refused, and an offer that arrives while the same body is on its way
+// waits for it and is then refused too. No body travels twice.
+func TestClusterSendsEachBodyOnce(t *testing.T) {
+	rc, err := round.FromConfig(config.Default(), "template", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewCluster(ClusterConfig{Nodes: 16, Round: rc, Params: 64, Seed: 3, Latency: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := c.Schedule()
+	c.RunUntil(s.End(2))
+	var accepted, late uint64
+	for _, n := range c.Nodes {
+		st := n.M.Stats()
+		if st.RoundsCompleted != 3 {
+			t.Fatalf("%s completed %d rounds, want 3", n.ID, st.RoundsCompleted)
+		}
+		accepted += st.Gossip.Received[gossip.ResultAccepted]
+		late += st.Gossip.Received[gossip.ResultLate]
+	}
+	if want := uint64(3 * 16 * 15); accepted != want || late != 0 {
+		t.Fatalf("%d releases accepted, %d late, want %d and 0", accepted, late, want)
+	}
+	d := c.delivered
+	if d.bodies != int(accepted) {
+		t.Fatalf("%d bodies delivered for %d releases taken", d.bodies, accepted)
+	}
+	if d.offers <= d.bodies || d.parked == 0 {
+		t.Fatalf("offers %d, bodies %d, parked %d: the run did not exercise refused and waiting offers", d.offers, d.bodies, d.parked)
+	}
+	t.Logf("offers %d, bodies %d, parked %d", d.offers, d.bodies, d.parked)
 }
