@@ -36,7 +36,7 @@ func (n *Node) carry(ctx context.Context, rd round.Ready) error {
 		// When Collect ends relative to the slot tells whether a round is
 		// bound by its deadline or by the work of receiving updates.
 		n.log.Debug("collect ended", "round", job.Round, "updates", len(job.Contributions),
-			"after", time.Since(n.machine.Schedule().Start(job.Round)).Round(time.Millisecond))
+			"after", time.Since(n.machine.Schedule().Start(job.Round)).Round(time.Millisecond), "self", shortID(n.self))
 		n.startAggregate(ctx, job)
 	}
 	for _, r := range rd.Train {

@@ -75,7 +75,7 @@ func (n *Node) handleDelta(from gossip.PeerID, offer []byte, fetch func(int) ([]
 	settled = true
 	select {
 	case err := <-verdict:
-		n.log.Debug("delta received", "from", shortID(from), "result", gossip.ResultOf(err), "bytes", len(body))
+		n.log.Debug("delta received", "from", shortID(from), "source", shortID(env.Source), "round", env.Round, "result", gossip.ResultOf(err), "bytes", len(body))
 		return err
 	case <-ctx.Done():
 		return ErrStopping
