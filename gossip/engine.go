@@ -483,19 +483,64 @@ func (e *Engine) Admit(now time.Time, in Inbound, verdict error) ([]Outbound, er
 	return e.spread(now, env), nil
 }
 
-// SendFailed takes back the assumption that a peer holds a release after a
-// send to it failed on the network, so the release is offered again when
-// the peer reappears. A refusal (ErrRefused) keeps the mark: the peer has
-// it or will not take it.
-func (e *Engine) SendFailed(out Outbound, err error) {
-	e.counters.SendFailures++
-	if errors.Is(err, ErrRefused) {
-		return
+// SendFailed handles an Outbound that was not taken. A network failure
+// takes back the assumption that the peer holds the release, so it is
+// offered again when the peer reappears. A refusal (ErrRefused) keeps the
+// mark: the peer has it or will not take it. An offer refused because the
+// peer already holds the release delivered nothing, so the release is
+// offered to one more live member not known to hold it, as many times per
+// release as the fan-out: a release keeps spreading where gossip had sent
+// it to nodes that had it already, which otherwise now and then leaves a
+// node without it, and once nearly every node holds it a node stops after
+// a fan-out's worth of declined offers instead of asking every peer.
+func (e *Engine) SendFailed(now time.Time, out Outbound, err error) []Outbound {
+	var r *Refusal
+	switch {
+	case errors.As(err, &r) && r.Label == ResultDuplicate:
+		e.counters.Declined++
+		return e.replace(now, out)
+	case errors.Is(err, ErrRefused):
+		e.counters.SendFailures++
+		return nil
 	}
+	e.counters.SendFailures++
 	if en, ok := e.seen.byDigest[out.Digest]; ok {
 		delete(en.holders, out.To)
 	}
 	e.unreached[out.To] = true
+	return nil
+}
+
+// replace offers out's release, as it was offered, to one live member of
+// its scope not known to hold it.
+func (e *Engine) replace(now time.Time, out Outbound) []Outbound {
+	en, ok := e.seen.byDigest[out.Digest]
+	if !ok {
+		return nil // its round is over here
+	}
+	members := e.table.LiveMembers(out.Scope, now, e.cfg.PeerTimeout)
+	if en.replaced >= FanOut(len(members), e.cfg.FanOut) {
+		return nil
+	}
+	var fresh []PeerInfo
+	for _, p := range members {
+		if !e.seen.holds(out.Digest, p.ID) {
+			fresh = append(fresh, p)
+		}
+	}
+	chosen := e.selector.Select(fresh, 1, now, e.rng)
+	if len(chosen) == 0 {
+		return nil
+	}
+	to := chosen[0].ID
+	en.replaced++
+	e.seen.addHolder(out.Digest, to)
+	next := out
+	next.To = to
+	next.Offer = e.withHints(out.Digest, out.Offer, []PeerID{to})
+	e.counters.DeltasSent++
+	e.counters.BytesSent += uint64(len(next.Offer) + len(next.Body))
+	return []Outbound{next}
 }
 
 // TakeUnreached reports whether a send to the peer failed on the network

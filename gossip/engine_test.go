@@ -281,11 +281,11 @@ func TestSendFailureAllowsOfferLater(t *testing.T) {
 	if again := f.eng.Offer(t0, rel, out[0].To); len(again) != 0 {
 		t.Fatal("offered a release to a peer that already got it")
 	}
-	f.eng.SendFailed(out[0], errors.New("connection reset"))
+	f.eng.SendFailed(t0, out[0], errors.New("connection reset"))
 	if again := f.eng.Offer(t0, rel, out[0].To); len(again) != 1 {
 		t.Fatal("after a network failure the release is not offered again")
 	}
-	f.eng.SendFailed(out[1], gossip.ErrRefused)
+	f.eng.SendFailed(t0, out[1], gossip.ErrRefused)
 	if again := f.eng.Offer(t0, rel, out[1].To); len(again) != 0 {
 		t.Fatal("a peer that refused the release was offered it again")
 	}

@@ -2,6 +2,7 @@ package gossip_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -147,5 +148,64 @@ func TestOfferRefusals(t *testing.T) {
 	f.eng.ForgetBefore(6)
 	if _, err := f.eng.Offered(t0, "b", first, gossip.Window{Lo: 6, Hi: 7}); !errors.Is(err, gossip.ErrReplay) {
 		t.Fatalf("after the round was forgotten: err = %v, want ErrReplay", err)
+	}
+}
+
+// An offer refused because the peer holds the release delivered nothing:
+// the release is offered to one more live member not known to hold it, as
+// many times per release as the fan-out. Other refusals change nothing.
+func TestDeclinedOfferGoesToAnotherPeer(t *testing.T) {
+	f := newFixture(t, 3)
+	for _, id := range []gossip.PeerID{"f", "g", "h", "i", "j"} {
+		f.eng.Table().Upsert(gossip.PeerInfo{ID: id, Memberships: []gossip.Membership{public}, LastSeen: t0})
+	}
+	// 11 peers: fan-out max(⌈√11⌉, 2) = 4.
+	_, out, err := f.eng.Publish(t0, 5, public, update(1))
+	if err != nil || len(out) != 4 {
+		t.Fatalf("publish: %d offers, %v", len(out), err)
+	}
+	offered := map[gossip.PeerID]bool{}
+	for _, o := range out {
+		offered[o.To] = true
+	}
+	if more := f.eng.SendFailed(t0, out[0], gossip.ParseRefusal("rejected_byzantine: norm")); len(more) != 0 {
+		t.Fatalf("a refusal for another reason led to %d more offers", len(more))
+	}
+	queue := []gossip.Outbound{out[1], out[2]}
+	replacements := 0
+	for len(queue) > 0 {
+		o := queue[0]
+		queue = queue[1:]
+		for _, m := range f.eng.SendFailed(t0, o, gossip.ParseRefusal("duplicate: held")) {
+			if offered[m.To] || m.To == "me" {
+				t.Fatalf("offered again to %s", m.To)
+			}
+			env, err := f.codecs["me"].UnpackOffer(m.Offer)
+			if err != nil || env.Digest != o.Digest || env.HopsLeft != 3 || !slices.Equal(m.Body, o.Body) {
+				t.Fatalf("the replacement is not the same release at the same hop count: %v", err)
+			}
+			offered[m.To] = true
+			replacements++
+			queue = append(queue, m)
+		}
+	}
+	if replacements != 4 || len(offered) != 8 {
+		t.Fatalf("%d replacement offers, %d peers offered; want 4 (the fan-out) and 8", replacements, len(offered))
+	}
+	if c := f.eng.Counters(); c.Declined != 6 || c.SendFailures != 1 {
+		t.Fatalf("declined %d (want 6), failures %d (want 1)", c.Declined, c.SendFailures)
+	}
+}
+
+func TestRefusalLabels(t *testing.T) {
+	r := gossip.ParseRefusal(gossip.RefusalReason(fmt.Errorf("offer from peer a: %w", gossip.ErrDuplicate)))
+	if r.Label != gossip.ResultDuplicate || !errors.Is(r, gossip.ErrRefused) {
+		t.Fatalf("refusal %+v", r)
+	}
+	if r := gossip.ParseRefusal("no label here: at all"); r.Label != gossip.ResultRefused {
+		t.Fatalf("unlabelled reason read as %q", r.Label)
+	}
+	if got := gossip.ResultOf(fmt.Errorf("queue: %w", gossip.ErrBusy)); got != gossip.ResultBusy {
+		t.Fatalf("busy labelled %q", got)
 	}
 }

@@ -85,13 +85,18 @@ func (n *Node) enqueueSend(ctx context.Context, o gossip.Outbound) {
 	err := n.send.TrySubmit(func() {
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 		defer cancel()
-		if err := n.host.SendOffered(sctx, o.To, o.Proto, o.Offer, o.Body); err != nil && ctx.Err() == nil {
-			lvl := n.log.Debug
-			if !errors.Is(err, gossip.ErrRefused) {
-				lvl = n.log.Info // a refusal (late, duplicate) is ordinary gossip
-			}
-			lvl("send failed", "to", shortID(o.To), "round", o.Round, "source", shortID(o.Source), "err", err)
+		err := n.host.SendOffered(sctx, o.To, o.Proto, o.Offer, o.Body)
+		if err == nil || ctx.Err() != nil {
+			return
 		}
+		lvl := n.log.Debug
+		if !errors.Is(err, gossip.ErrRefused) {
+			lvl = n.log.Info // a refusal (late, duplicate) is ordinary gossip
+		}
+		lvl("send failed", "to", shortID(o.To), "round", o.Round, "source", shortID(o.Source), "err", err)
+		// The machine learns it: an offer declined as held goes to another
+		// peer, a peer that could not be reached is offered it again later.
+		n.submit(func(now time.Time) round.Ready { return n.machine.SendFailed(now, o, err) })
 	})
 	if err != nil {
 		n.log.Warn("send dropped", "to", shortID(o.To), "round", o.Round, "err", err)

@@ -17,8 +17,9 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// ErrStopping is the refusal a peer gets while the node shuts down.
-var ErrStopping = errors.New("node shutting down")
+// ErrStopping is the refusal a peer gets while the node shuts down
+// (labelled busy: another peer can take the message).
+var ErrStopping = fmt.Errorf("%w: node shutting down", gossip.ErrBusy)
 
 // handleDelta serves /daf/delta/2 (docs/PROTOCOL.md §6.1). The round
 // machine rules on the offer first, on its own goroutine: a release the
@@ -54,7 +55,7 @@ func (n *Node) handleDelta(from gossip.PeerID, offer []byte, fetch func(int) ([]
 	}
 	decoded := make(chan gossip.Inbound, 1)
 	if err := n.open.TrySubmit(func() { decoded <- gossip.DecodeBody(n.codec, from, env, body) }); err != nil {
-		return fmt.Errorf("busy: %w", err)
+		return fmt.Errorf("%w: %w", gossip.ErrBusy, err)
 	}
 	var in gossip.Inbound
 	select {
@@ -127,14 +128,14 @@ func (n *Node) offered(ctx context.Context, from gossip.PeerID, offer []byte) (g
 		if wait == nil {
 			// A transfer the machine knows and the node does not: cannot
 			// happen, but a sender must not wait on it.
-			return env, fmt.Errorf("busy: %w", err)
+			return env, fmt.Errorf("%w: %w", gossip.ErrBusy, err)
 		}
 		timer := time.NewTimer(time.Until(waitUntil))
 		select {
 		case <-wait:
 			timer.Stop()
 		case <-timer.C:
-			return env, fmt.Errorf("busy: %w", err)
+			return env, fmt.Errorf("%w: %w", gossip.ErrBusy, err)
 		case <-ctx.Done():
 			timer.Stop()
 			return gossip.Envelope{}, ErrStopping

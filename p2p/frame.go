@@ -2,9 +2,11 @@ package p2p
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
+	"github.com/dafnet/daf/gossip"
 	"github.com/dafnet/daf/wire"
 )
 
@@ -82,13 +84,18 @@ func readFrameBody(r io.Reader, n int64) ([]byte, error) {
 	return msg, nil
 }
 
-// writeVerdict writes the reply frame; a nil refusal means accept.
+// writeVerdict writes the reply frame; a nil refusal means accept. The
+// reason starts with the refusal's result label (gossip.RefusalReason), so
+// the sender can tell a duplicate from a fault.
 func writeVerdict(w io.Writer, refusal error) error {
 	if refusal == nil {
 		_, err := w.Write([]byte{verdictAccept, 0, 0})
 		return err
 	}
-	reason := refusal.Error()
+	reason := gossip.RefusalReason(refusal)
+	if errors.Is(refusal, ErrTooLarge) {
+		reason = gossip.ResultRejectedSize + ": " + refusal.Error()
+	}
 	if len(reason) > maxReasonBytes {
 		reason = reason[:maxReasonBytes]
 	}

@@ -71,7 +71,7 @@ func (x *Host) SendOffered(ctx context.Context, to gossip.PeerID, proto string, 
 	switch kind {
 	case verdictRefuse:
 		_ = s.Reset()
-		return fmt.Errorf("send to %s on %s: %w: %s", to, proto, gossip.ErrRefused, reason)
+		return fmt.Errorf("send to %s on %s: %w", to, proto, gossip.ParseRefusal(reason))
 	case verdictAccept:
 		_ = s.Close()
 		return nil
@@ -102,7 +102,7 @@ func (x *Host) SendOffered(ctx context.Context, to gossip.PeerID, proto string, 
 		x.bytesSent.Add(uint64(4 + len(body)))
 	}
 	if !accepted {
-		return fmt.Errorf("send to %s on %s: %w: %s", to, proto, gossip.ErrRefused, reason)
+		return fmt.Errorf("send to %s on %s: %w", to, proto, gossip.ParseRefusal(reason))
 	}
 	if werr != nil {
 		return fmt.Errorf("send to %s on %s: write: %w", to, proto, werr)
@@ -146,7 +146,7 @@ func (x *Host) serveOffered(s network.Stream, proto string, h gossip.OfferHandle
 			return nil, fmt.Errorf("%w: body of %d bytes announced, limit %d", ErrTooLarge, size, x.cfg.MaxMessageBytes)
 		}
 		if err := x.budget.acquire(ctx, int64(size)); err != nil {
-			return nil, fmt.Errorf("busy: inbound budget of %d bytes: %w", x.cfg.InboundBudgetBytes, err)
+			return nil, fmt.Errorf("%w: inbound budget of %d bytes: %w", gossip.ErrBusy, x.cfg.InboundBudgetBytes, err)
 		}
 		held = int64(size)
 		wanted = true

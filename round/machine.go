@@ -185,13 +185,14 @@ func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	return rd, nil
 }
 
-// SendFailed reports that an Outbound could not be delivered (the error
-// Transport.Send returned). After a network failure the peer is offered
-// the release again when it is next seen during the round.
+// SendFailed reports that an Outbound was not taken (the error
+// Transport.SendOffered returned). After a network failure the peer is
+// offered the release again when it is next seen during the round; after
+// an offer refused as a duplicate another peer is offered it now.
 func (m *Machine) SendFailed(now time.Time, out gossip.Outbound, err error) Ready {
 	var rd Ready
 	m.advance(now, &rd)
-	m.eng.SendFailed(out, err)
+	rd.Send = append(rd.Send, m.eng.SendFailed(now, out, err)...)
 	return rd
 }
 

@@ -93,9 +93,10 @@ type Cluster struct {
 type eventKind int
 
 const (
-	evTick  eventKind = iota
-	evOffer           // a delta's offer reaches its receiver
-	evBody            // the body it asked for arrives
+	evTick    eventKind = iota
+	evOffer             // a delta's offer reaches its receiver
+	evBody              // the body it asked for arrives
+	evRefused           // the receiver's refusal reaches the sender
 	evTrained
 	evAggregated
 	evHeartbeat
@@ -393,6 +394,12 @@ func (c *Cluster) dispatch(e *event) {
 		c.deliver(n, e)
 		return
 	}
+	if e.kind == evRefused {
+		if !n.Crashed && e.gen == n.gen {
+			c.handle(n, n.M.SendFailed(c.Now, e.out, e.err))
+		}
+		return
+	}
 	if n.Crashed || e.gen != n.gen || !c.up(n) {
 		return
 	}
@@ -451,9 +458,10 @@ func (c *Cluster) forge(n *Node, r uint64, scope gossip.Membership) {
 // deliver carries one step of the two-step delta protocol to node n, as a
 // libp2p stream does: an offer the receiver rules on before the body
 // travels; the body one more latency (the "send it" answer) plus its
-// transfer time later, if asked for. A step that cannot be delivered
-// fails the send (the sender learns it, as from Transport.SendOffered)
-// and, for a body, ends the receiver's transfer.
+// transfer time later, if asked for. A refusal reaches the sender one
+// latency later. A step that cannot be delivered fails the send (the
+// sender learns it, as from Transport.SendOffered) and, for a body, ends
+// the receiver's transfer.
 func (c *Cluster) deliver(n *Node, e *event) {
 	sender := c.byID[e.from]
 	alive := !sender.Crashed && sender.gen == e.gen
@@ -490,9 +498,10 @@ func (c *Cluster) deliver(n *Node, e *event) {
 	if e.kind == evBody {
 		c.delivered.bodies++
 		in := gossip.DecodeBody(n.Codec, e.from, e.env, e.body)
-		rd, _ := n.M.DeltaReceived(c.Now, e.from, nil, &in)
+		rd, err := n.M.DeltaReceived(c.Now, e.from, nil, &in)
 		c.handle(n, rd)
 		c.unpark(e.node, e.env.Digest)
+		c.refused(e, err)
 		return
 	}
 	c.delivered.offers++
@@ -508,7 +517,19 @@ func (c *Cluster) deliver(n *Node, e *event) {
 		k := parkKey{e.node, env.Digest}
 		c.parked[k] = append(c.parked[k], e)
 		c.delivered.parked++
+	default:
+		c.refused(e, err)
 	}
+}
+
+// refused sends a receiver's refusal back to the sender, one latency
+// later, as its label and text (what a stream carries).
+func (c *Cluster) refused(e *event, err error) {
+	if err == nil || e.out.Offer == nil {
+		return
+	}
+	c.push(&event{at: c.Now.Add(c.Cfg.Latency), kind: evRefused, node: e.from, gen: e.gen, out: e.out,
+		err: gossip.ParseRefusal(gossip.RefusalReason(err))})
 }
 
 // unpark offers again, now, what waited for a transfer to node that ended.

@@ -151,7 +151,7 @@ func (e *Endpoint) Send(ctx context.Context, to gossip.PeerID, proto string, msg
 		return fmt.Errorf("send to %s: %w: protocol %s not supported", to, gossip.ErrRefused, proto)
 	}
 	if err := h(e.self, slices.Clone(msg)); err != nil {
-		return fmt.Errorf("send %s to %s: %w: %w", proto, to, gossip.ErrRefused, err)
+		return fmt.Errorf("send %s to %s: %w", proto, to, gossip.ParseRefusal(gossip.RefusalReason(err)))
 	}
 	return nil
 }
@@ -222,7 +222,7 @@ func (e *Endpoint) SendOffered(ctx context.Context, to gossip.PeerID, proto stri
 		return fmt.Errorf("send %s to %s: %w", proto, to, fetchErr)
 	}
 	if herr != nil {
-		return fmt.Errorf("send %s to %s: %w: %w", proto, to, gossip.ErrRefused, herr)
+		return fmt.Errorf("send %s to %s: %w", proto, to, gossip.ParseRefusal(gossip.RefusalReason(herr)))
 	}
 	return nil
 }

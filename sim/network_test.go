@@ -33,9 +33,12 @@ func TestNetworkTransport(t *testing.T) {
 	if err := a.Send(ctx, "b", gossip.ProtoDelta, []byte("hello")); err != nil {
 		t.Fatal(err)
 	}
+	// As over libp2p, the refusal carries the reason's text and label,
+	// not the receiver's error value.
 	err := a.Send(ctx, "b", gossip.ProtoDelta, []byte("bad"))
-	if !errors.Is(err, gossip.ErrRefused) || !errors.Is(err, gossip.ErrSignature) {
-		t.Fatalf("refusal: err = %v, want ErrRefused wrapping the reason", err)
+	var r *gossip.Refusal
+	if !errors.Is(err, gossip.ErrRefused) || !errors.As(err, &r) || r.Label != gossip.ResultRejectedSignature {
+		t.Fatalf("refusal: err = %v, want a Refusal labelled %s", err, gossip.ResultRejectedSignature)
 	}
 	if err := a.Send(ctx, "b", gossip.ProtoKeys, nil); !errors.Is(err, gossip.ErrRefused) {
 		t.Fatalf("unhandled protocol: err = %v", err)
@@ -104,7 +107,8 @@ func TestNetworkOffered(t *testing.T) {
 	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("want"), body); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("have"), body); !errors.Is(err, gossip.ErrRefused) || !errors.Is(err, gossip.ErrDuplicate) {
+	var r *gossip.Refusal
+	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("have"), body); !errors.As(err, &r) || r.Label != gossip.ResultDuplicate {
 		t.Fatalf("duplicate offer: err = %v", err)
 	}
 	if err := a.SendOffered(ctx, "b", gossip.ProtoDelta, []byte("short"), body); err == nil || errors.Is(err, gossip.ErrRefused) {
