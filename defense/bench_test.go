@@ -59,6 +59,32 @@ func BenchmarkValidate(b *testing.B) {
 	}
 }
 
+// BenchmarkValidateFrom is the daemon's path: an adapter judged by its
+// difference from the node's model, taken on the fly.
+func BenchmarkValidateFrom(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(fmt.Sprintf("values=%d", size), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(1, 1))
+			us := benchUpdates(rng, 8, size)
+			model := benchUpdates(rng, 1, size)[0]
+			d := NewDetector(DefaultConfig(), NewMemoryStatsStore())
+			for _, u := range us {
+				if _, err := d.ValidateFrom(u, model); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.SetBytes(int64(4 * size))
+			i := 0
+			for b.Loop() {
+				if _, err := d.ValidateFrom(us[i%len(us)], model); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
 func BenchmarkDetectSybil(b *testing.B) {
 	for _, nodes := range []int{10, 50} {
 		for _, size := range benchSizes[:2] {

@@ -83,6 +83,16 @@ func (d *Detector) loadLocked(node string) (NodeStats, error) {
 // could not be judged (nil update, no source, bad config, store failure,
 // corrupt statistics); the caller must not aggregate it.
 func (d *Detector) Validate(u *adapter.Update) (Verdict, error) {
+	return d.ValidateFrom(u, nil)
+}
+
+// ValidateFrom judges u by its difference from base, u − base tensor by
+// tensor (a tensor base lacks counts as it is), as Validate would judge
+// that difference, without making a copy of it: how a node judges an
+// adapter by what it changes in the node's own model. base nil is
+// Validate. A tensor whose shape differs from base's is an error wrapping
+// ErrShapeMismatch.
+func (d *Detector) ValidateFrom(u, base *adapter.Update) (Verdict, error) {
 	if d.cfgErr != nil {
 		return Verdict{}, d.cfgErr
 	}
@@ -93,10 +103,14 @@ func (d *Detector) Validate(u *adapter.Update) (Verdict, error) {
 	if node == "" {
 		return Verdict{}, fmt.Errorf("%w: update of round %d has no source node", ErrBadUpdate, u.Meta.Round)
 	}
-	if err := u.CheckFinite(); err != nil {
-		return rejected(NonFinite, "node %q: %v", node, err), nil
+	sc, err := scanUpdate(u, base, d.cfg.Enabled)
+	if err != nil {
+		return Verdict{}, fmt.Errorf("%w: %w", ErrBadUpdate, err)
 	}
-	if u.NumParams() == 0 {
+	if !sc.finite {
+		return rejected(NonFinite, "node %q: %v", node, nonFiniteDetail(u, base)), nil
+	}
+	if sc.values == 0 {
 		return rejected(EmptyUpdate, "node %q sent an update without values", node), nil
 	}
 	if !d.cfg.Enabled {
@@ -112,7 +126,7 @@ func (d *Detector) Validate(u *adapter.Update) (Verdict, error) {
 
 	// Check 1: magnitude against the node's own history, or the
 	// population's while the node warms up.
-	magnitude := u.L2()
+	magnitude := sc.magnitude()
 	if ref, what, ok := d.magnitudeReference(node, stats); ok {
 		limit := d.cfg.MaxMagnitudeMultiplier * ref
 		if magnitude > limit {
@@ -122,7 +136,7 @@ func (d *Detector) Validate(u *adapter.Update) (Verdict, error) {
 	}
 
 	// Check 2: direction flips against the node's reference direction.
-	dir := sketch(u)
+	dir := sc.dir
 	hasDir := normalize(dir)
 	flip := false
 	if hasDir && len(stats.Direction) == SketchDims {
@@ -137,7 +151,7 @@ func (d *Detector) Validate(u *adapter.Update) (Verdict, error) {
 	}
 
 	// Check 3: each timestep group's norm against the other nodes'.
-	groupNorms := groupNorms(u)
+	groupNorms := sc.groupNorms()
 	if v, suspicious := d.checkGroupNorms(node, groupNorms); suspicious {
 		return v, nil
 	}
@@ -148,6 +162,28 @@ func (d *Detector) Validate(u *adapter.Update) (Verdict, error) {
 	}
 	d.pop.record(node, stats, d.cfg.WarmupUpdates)
 	return accepted(), nil
+}
+
+// nonFiniteDetail names the first non-finite value: the scan only knows
+// that there is one, and the search for it runs on this rare path only.
+func nonFiniteDetail(u, base *adapter.Update) error {
+	if err := u.CheckFinite(); err != nil || base == nil {
+		return err
+	}
+	for _, g := range u.GroupNames() {
+		for _, k := range u.Keys(g) {
+			b, _ := deltaBase(base, u.Meta.Node, g, k, u.Groups[g][k])
+			for i, v := range u.Groups[g][k].Data {
+				if b != nil {
+					v -= b[i]
+				}
+				if notFinite(math.Float32bits(v))&nonFiniteFlag != 0 {
+					return fmt.Errorf("%w: difference from the model at %s/%s[%d] = %v", adapter.ErrNonFinite, g, k, i, v)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // magnitudeReference picks Check 1's reference norm: the node's own mean
@@ -226,16 +262,8 @@ func (d *Detector) learn(s *NodeStats, magnitude float64, dir []float64, hasDir,
 	s.GroupNorms = groupNorms
 }
 
+// groupNorms is the L2 norm of each timestep group of u.
 func groupNorms(u *adapter.Update) map[string]float64 {
-	out := make(map[string]float64, len(u.Groups))
-	for g, ts := range u.Groups {
-		var sq float64
-		for _, t := range ts {
-			for _, v := range t.Data {
-				sq += float64(v) * float64(v)
-			}
-		}
-		out[g] = math.Sqrt(sq)
-	}
-	return out
+	s, _ := scanUpdate(u, nil, false)
+	return s.groupNorms()
 }

@@ -22,6 +22,12 @@ type GossipFilter struct {
 	// OnVerdict, when set, sees every verdict, e.g. to count suspicious
 	// updates or to Reward/Penalize the source in a Reputation.
 	OnVerdict func(source gossip.PeerID, round uint64, v Verdict)
+	// Base, when set, returns the model an adapter update (Meta.Kind
+	// adapter) is judged against: the detector then sees what the adapter
+	// changes in it (Detector.ValidateFrom), not the adapter itself, whose
+	// values are all alike once a federation has converged. A delta update
+	// is judged as it is. Base may return nil (no model yet).
+	Base func() *adapter.Update
 }
 
 // Check implements gossip.Filter.
@@ -31,7 +37,11 @@ func (f GossipFilter) Check(source gossip.PeerID, round uint64, scope gossip.Mem
 	}
 	judged := *u
 	judged.Meta.Node = string(source)
-	v, err := f.Detector.Validate(&judged)
+	var base *adapter.Update
+	if f.Base != nil && u.Meta.Kind == adapter.KindAdapter {
+		base = f.Base()
+	}
+	v, err := f.Detector.ValidateFrom(&judged, base)
 	if err != nil {
 		return fmt.Errorf("%s round %d in %s: %w", source, round, scope, err)
 	}

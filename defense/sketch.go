@@ -1,7 +1,6 @@
 package defense
 
 import (
-	"hash/fnv"
 	"math"
 
 	"github.com/dafnet/daf/adapter"
@@ -19,30 +18,13 @@ import (
 // clustering, whose threshold is 0.99, uses exact cosines instead.
 const SketchDims = 1024
 
-// sketch returns the count sketch of u. Tensors are visited in sorted
-// order and hashed by name, so the sketch is the same on every node and
-// across restarts.
+// sketch returns the count sketch of u: each value added, with the sign
+// of the top bit of its hash, into the bucket its hash picks. Tensors are
+// visited in sorted order and hashed by name, so the sketch is the same on
+// every node and across restarts.
 func sketch(u *adapter.Update) []float64 {
-	out := make([]float64, SketchDims)
-	for _, g := range u.GroupNames() {
-		for _, k := range u.Keys(g) {
-			h := fnv.New64a()
-			h.Write([]byte(g))
-			h.Write([]byte{'/'})
-			h.Write([]byte(k))
-			seed := h.Sum64()
-			for i, v := range u.Groups[g][k].Data {
-				r := splitmix64(seed + uint64(i)*0x9e3779b97f4a7c15)
-				b := r % SketchDims
-				if r>>63 == 1 {
-					out[b] -= float64(v)
-				} else {
-					out[b] += float64(v)
-				}
-			}
-		}
-	}
-	return out
+	s, _ := scanUpdate(u, nil, true)
+	return s.dir
 }
 
 // splitmix64 is the finaliser of SplitMix64: a cheap, well-mixed hash of

@@ -12,11 +12,15 @@
 //     40 % of a selection from one tier when several are present. Peers
 //     silent longer than peer_timeout_secs are never candidates.
 //   - FanOut: max(⌈√N⌉, fan_out) of the N live members of the scope.
-//   - Engine: Publish packs and sends the node's own update; Receive runs
-//     handle_delta's checks (signature, scope membership, hop bound, round
-//     window, de-duplication, equivocation, opening, Byzantine Filter) and
-//     Admit rewards the sender and relays with one hop less, never to peers
-//     known to hold the release. Every outcome is counted by result label
+//   - Engine: Publish packs the node's own update and offers it to the
+//     fan-out; Offered runs the checks that need no payload on an offer
+//     (signature, scope membership, hop bound, round window,
+//     de-duplication, equivocation) and says whether to ask for the
+//     payload; Receive runs the rest of handle_delta's checks (opening,
+//     Byzantine Filter) and Admit rewards the sender and relays with one
+//     hop less, never to peers known to hold the release. An offer declined
+//     as held is offered to another peer (SendFailed), so fan-out counts
+//     peers that took the payload. Every outcome is counted by result label
 //     (Counters), the numbers behind the daemon's metrics.
 //
 // Nothing of a scope reaches a peer outside it: releases go only to peers

@@ -118,8 +118,8 @@ func TestReceiveAcceptAndRelay(t *testing.T) {
 		if o.To == "a" || o.To == "src" || o.To == "me" {
 			t.Fatalf("relayed back to %s", o.To)
 		}
-		env, err := f.codecs["me"].Unpack(o.Msg)
-		if err != nil || env.HopsLeft != 2 || env.Digest != in.Env.Digest {
+		env, err := f.codecs["me"].UnpackOffer(o.Offer)
+		if err != nil || env.HopsLeft != 2 || env.Digest != in.Env.Digest || !slices.Equal(o.Body, in.Env.Body) {
 			t.Fatalf("relayed envelope hops %d (want 2), same digest %v, err %v", env.HopsLeft, env.Digest == in.Env.Digest, err)
 		}
 	}
@@ -281,11 +281,11 @@ func TestSendFailureAllowsOfferLater(t *testing.T) {
 	if again := f.eng.Offer(t0, rel, out[0].To); len(again) != 0 {
 		t.Fatal("offered a release to a peer that already got it")
 	}
-	f.eng.SendFailed(out[0], errors.New("connection reset"))
+	f.eng.SendFailed(t0, out[0], errors.New("connection reset"))
 	if again := f.eng.Offer(t0, rel, out[0].To); len(again) != 1 {
 		t.Fatal("after a network failure the release is not offered again")
 	}
-	f.eng.SendFailed(out[1], gossip.ErrRefused)
+	f.eng.SendFailed(t0, out[1], gossip.ErrRefused)
 	if again := f.eng.Offer(t0, rel, out[1].To); len(again) != 0 {
 		t.Fatal("a peer that refused the release was offered it again")
 	}
@@ -334,7 +334,7 @@ func TestHolderHints(t *testing.T) {
 	if len(out) != 3 || !targets["c"] || !targets["d"] || !targets["e"] {
 		t.Fatalf("relayed to %v, want c, d and e", targets)
 	}
-	hints, err := f.codecs["me"].Hints(out[0].Msg)
+	hints, err := f.codecs["me"].Hints(out[0].Offer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestHolderHints(t *testing.T) {
 			t.Fatalf("relayed hint list %v lacks %s", hints, want)
 		}
 	}
-	if env, err := f.codecs["me"].Unpack(out[0].Msg); err != nil || env.Digest != in.Env.Digest {
+	if env, err := f.codecs["me"].UnpackOffer(out[0].Offer); err != nil || env.Digest != in.Env.Digest {
 		t.Fatalf("hints broke the signed envelope: %v", err)
 	}
 }

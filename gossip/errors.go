@@ -19,4 +19,12 @@ var (
 	ErrLate         = errors.New("round no longer collecting")
 	ErrRoundFull    = errors.New("round already has max_nodes_per_round updates")
 	ErrDisabled     = errors.New("federation disabled on this node")
+	// ErrInFlight: another peer is sending this node the same release
+	// right now. Not a refusal: the offer is asked again once that
+	// transfer ends (Engine.Offered).
+	ErrInFlight = errors.New("release already being received from another peer")
+	// ErrBodyMismatch: a body that is not the one its offer announced
+	// (length or hash). The offer's signature covers the hash, so the
+	// sender changed it; counted as malformed.
+	ErrBodyMismatch = errors.New("body does not match its offer")
 )

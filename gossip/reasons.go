@@ -54,6 +54,8 @@ func ResultOf(err error) string {
 		return ResultRejectedHops
 	case errors.Is(err, ErrDisabled):
 		return ResultRejectedDisabled
+	case errors.Is(err, ErrBusy):
+		return ResultBusy
 	}
 	return ResultRejectedMalformed
 }
@@ -78,8 +80,11 @@ func senderAtFault(err error, from, source PeerID) bool {
 // Counters are the engine's running totals since it was created, the
 // numbers behind the daemon's Prometheus counters.
 type Counters struct {
-	Received      map[string]uint64 // by result label
-	DeltasSent    uint64
+	Received   map[string]uint64 // by result label
+	DeltasSent uint64            // offers sent
+	// Declined counts offers the peer refused as held: no payload was
+	// sent, and the release was offered to another peer instead.
+	Declined      uint64
 	SendFailures  uint64
 	BytesSent     uint64
 	BytesReceived uint64

@@ -21,6 +21,8 @@ type sourceKey struct {
 type seenEntry struct {
 	round   uint64
 	holders map[PeerID]struct{}
+	// replaced counts the offers this node made in place of declined ones.
+	replaced int
 }
 
 func newSeenSet() *seenSet {

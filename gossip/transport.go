@@ -11,9 +11,11 @@ type PeerID string
 
 // Stream protocols a node speaks. The version suffix changes when the
 // payload format changes incompatibly, so old and new nodes refuse each
-// other at protocol negotiation rather than at decode time.
+// other at protocol negotiation rather than at decode time. ProtoDelta is
+// a two-step protocol (Transport.SendOffered); version 1 sent the whole
+// envelope at once.
 const (
-	ProtoDelta = "/daf/delta/1"
+	ProtoDelta = "/daf/delta/2"
 	ProtoKeys  = "/daf/keys/1"
 	ProtoPeers = "/daf/peers/1"
 )
@@ -35,5 +37,22 @@ type Transport interface {
 	// Handle registers the handler for a protocol; from is the peer on the connection (NOT the claimed source).
 	// The returned error is sent back to the sender as the refusal reason.
 	Handle(proto string, h func(from PeerID, msg []byte) error)
+	// SendOffered delivers a message in two steps on proto: the offer,
+	// then the body only if the peer's handler asks for it. The result is
+	// Send's: nil if accepted, ErrRefused with the reason (at the offer, a
+	// duplicate say, or after the body), or a network error.
+	SendOffered(ctx context.Context, to PeerID, proto string, offer, body []byte) error
+	// HandleOffered registers the handler of a two-step protocol.
+	HandleOffered(proto string, h OfferHandler)
 	Peers() []PeerID // currently connected
 }
+
+// OfferHandler serves one two-step message: it judges offer and, to go on,
+// calls fetch with the body size the offer announced. fetch answers the
+// sender "send it", reads a body of exactly that size (the transport's
+// limits checked first) and returns it, or fails (the sender went away, a
+// body of another size, over a limit). The handler's error, or nil, is
+// the verdict the sender gets; returning without calling fetch refuses
+// (or accepts) on the offer alone, and the body is never sent. fetch may
+// be called at most once.
+type OfferHandler func(from PeerID, offer []byte, fetch func(size int) ([]byte, error)) error

@@ -33,6 +33,10 @@ func (n *Node) carry(ctx context.Context, rd round.Ready) error {
 		n.skipped(s)
 	}
 	for _, job := range rd.Aggregate {
+		// When Collect ends relative to the slot tells whether a round is
+		// bound by its deadline or by the work of receiving updates.
+		n.log.Debug("collect ended", "round", job.Round, "updates", len(job.Contributions),
+			"after", time.Since(n.machine.Schedule().Start(job.Round)).Round(time.Millisecond), "self", shortID(n.self))
 		n.startAggregate(ctx, job)
 	}
 	for _, r := range rd.Train {
@@ -81,13 +85,18 @@ func (n *Node) enqueueSend(ctx context.Context, o gossip.Outbound) {
 	err := n.send.TrySubmit(func() {
 		sctx, cancel := context.WithTimeout(ctx, sendTimeout)
 		defer cancel()
-		if err := n.host.Send(sctx, o.To, o.Proto, o.Msg); err != nil && ctx.Err() == nil {
-			lvl := n.log.Debug
-			if !errors.Is(err, gossip.ErrRefused) {
-				lvl = n.log.Info // a refusal (late, duplicate) is ordinary gossip
-			}
-			lvl("send failed", "to", shortID(o.To), "round", o.Round, "source", shortID(o.Source), "err", err)
+		err := n.host.SendOffered(sctx, o.To, o.Proto, o.Offer, o.Body)
+		if err == nil || ctx.Err() != nil {
+			return
 		}
+		lvl := n.log.Debug
+		if !errors.Is(err, gossip.ErrRefused) {
+			lvl = n.log.Info // a refusal (late, duplicate) is ordinary gossip
+		}
+		lvl("send failed", "to", shortID(o.To), "round", o.Round, "source", shortID(o.Source), "err", err)
+		// The machine learns it: an offer declined as held goes to another
+		// peer, a peer that could not be reached is offered it again later.
+		n.submit(func(now time.Time) round.Ready { return n.machine.SendFailed(now, o, err) })
 	})
 	if err != nil {
 		n.log.Warn("send dropped", "to", shortID(o.To), "round", o.Round, "err", err)
@@ -195,7 +204,9 @@ func (n *Node) startAggregate(ctx context.Context, job round.AggregateJob) {
 	go func() {
 		defer n.bg.Done()
 		err := n.combine.Submit(ctx, func() {
+			start := time.Now()
 			agg, err := n.aggregate(job)
+			n.log.Debug("aggregate computed", "round", job.Round, "took", time.Since(start).Round(time.Millisecond))
 			n.submit(func(now time.Time) round.Ready {
 				rd, serr := n.machine.AggregateDone(now, job.Round, job.Scope, agg, err)
 				if serr != nil {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -92,39 +93,83 @@ func (c *envelopeCodec) Pack(round uint64, scope gossip.Membership, hopsLeft int
 }
 
 // Unpack implements gossip.Codec: decode, check limits, verify the source's
-// signature. The gossip envelope's Payload is the whole wire message, since
-// Open needs the epoch and the associated data the header carries.
+// signature. The payload is hashed once, for the signature and the digest
+// alike.
 func (c *envelopeCodec) Unpack(msg []byte) (gossip.Envelope, error) {
 	e, err := wire.Unmarshal(msg, c.lim)
 	if err != nil {
 		return gossip.Envelope{}, mapWireErr(err)
 	}
-	src, err := p2p.PeerIDFromPublicKey(e.Source)
+	o := wire.NewOffer(e)
+	offer, err := o.Marshal(c.lim)
 	if err != nil {
-		return gossip.Envelope{}, fmt.Errorf("%w: source key: %v", gossip.ErrMalformed, err)
-	}
-	env := gossip.Envelope{
-		Source: src, Round: e.Round, Scope: gossip.Membership{Tier: privacy.Tier(e.Tier), Scope: e.Scope},
-		HopsLeft: c.maxHops - int(e.Hops), Digest: sha256.Sum256(e.SigningBytes()), Payload: msg, Size: len(msg),
-	}
-	// An envelope that fails here is returned empty: gossip.Decode callers
-	// then let the engine redo Unpack and classify the failure itself.
-	if err := wire.Verify(e); err != nil {
 		return gossip.Envelope{}, mapWireErr(err)
 	}
-	if e.FederationID != c.fedID {
-		return gossip.Envelope{}, fmt.Errorf("%w: federation %q, this node is in %q", gossip.ErrNotMember, e.FederationID, c.fedID)
+	env, err := c.verified(o, offer)
+	if err != nil {
+		return gossip.Envelope{}, err
 	}
+	env.Body, env.Size = e.Payload, len(msg)
 	return env, nil
 }
 
-// Open implements gossip.Codec.
+// UnpackOffer implements gossip.Codec: decode (the announced envelope
+// size against the limit), verify the source's signature over the
+// announced payload hash.
+func (c *envelopeCodec) UnpackOffer(offer []byte) (gossip.Envelope, error) {
+	o, err := wire.UnmarshalOffer(offer, c.lim)
+	if err != nil {
+		return gossip.Envelope{}, mapWireErr(err)
+	}
+	return c.verified(o, offer)
+}
+
+// verified checks an offer's source, signature and federation and makes
+// its gossip envelope (without a body). An envelope that fails here is
+// returned empty: gossip.Decode callers then let the engine redo Unpack
+// and classify the failure itself.
+func (c *envelopeCodec) verified(o *wire.Offer, offer []byte) (gossip.Envelope, error) {
+	src, err := p2p.PeerIDFromPublicKey(o.Source)
+	if err != nil {
+		return gossip.Envelope{}, fmt.Errorf("%w: source key: %v", gossip.ErrMalformed, err)
+	}
+	signed := o.SigningBytes()
+	if err := wire.VerifyOffer(o); err != nil {
+		return gossip.Envelope{}, mapWireErr(err)
+	}
+	if o.FederationID != c.fedID {
+		return gossip.Envelope{}, fmt.Errorf("%w: federation %q, this node is in %q", gossip.ErrNotMember, o.FederationID, c.fedID)
+	}
+	return gossip.Envelope{
+		Source: src, Round: o.Round, Scope: gossip.Membership{Tier: privacy.Tier(o.Tier), Scope: o.Scope},
+		HopsLeft: c.maxHops - int(o.Hops), Digest: sha256.Sum256(signed),
+		Offer: offer, BodySize: int(o.PayloadLen), Size: o.EnvelopeSize(),
+	}, nil
+}
+
+// WithBody implements gossip.Codec: the body must be the payload whose
+// length and hash the signed offer announced.
+func (c *envelopeCodec) WithBody(env gossip.Envelope, body []byte) (gossip.Envelope, error) {
+	o, err := wire.UnmarshalOffer(env.Offer, c.lim)
+	if err != nil {
+		return gossip.Envelope{}, mapWireErr(err)
+	}
+	if err := o.Matches(body); err != nil {
+		return gossip.Envelope{}, mapWireErr(err)
+	}
+	env.Body = body
+	return env, nil
+}
+
+// Open implements gossip.Codec: the header fields the payload's sealing
+// bound (wire.SealAD) come from the offer.
 func (c *envelopeCodec) Open(env gossip.Envelope) (*adapter.Update, error) {
-	e, err := wire.Unmarshal(env.Payload, c.lim)
+	o, err := wire.UnmarshalOffer(env.Offer, c.lim)
 	if err != nil {
 		return nil, mapWireErr(err)
 	}
-	payload := e.Payload
+	e := &o.Envelope
+	payload := env.Body
 	if sealedTier(privacy.Tier(e.Tier)) {
 		c.mu.RLock()
 		k, err := c.keys.Get(privacy.Tier(e.Tier).String(), e.Scope, e.KeyEpoch)
@@ -132,7 +177,7 @@ func (c *envelopeCodec) Open(env gossip.Envelope) (*adapter.Update, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", gossip.ErrSeal, err)
 		}
-		payload, err = seal.OpenPayload(k, e.Payload, wire.SealAD(e))
+		payload, err = seal.OpenPayload(k, env.Body, wire.SealAD(e))
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", gossip.ErrSeal, err)
 		}
@@ -153,17 +198,18 @@ func (c *envelopeCodec) Open(env gossip.Envelope) (*adapter.Update, error) {
 	return u, nil
 }
 
-// WithHops implements gossip.Codec.
-func (c *envelopeCodec) WithHops(msg []byte, hopsLeft int) ([]byte, error) {
-	e, err := wire.Unmarshal(msg, c.lim)
-	if err != nil {
+// OfferWithHops implements gossip.Codec: the hop count sits at the same
+// offset in an offer as in an envelope.
+func (c *envelopeCodec) OfferWithHops(offer []byte, hopsLeft int) ([]byte, error) {
+	if _, err := wire.UnmarshalOffer(offer, c.lim); err != nil {
 		return nil, mapWireErr(err)
 	}
 	if hopsLeft < 0 || hopsLeft > c.maxHops {
 		return nil, fmt.Errorf("%w: %d hops left, max_hops %d", gossip.ErrHops, hopsLeft, c.maxHops)
 	}
-	e.Hops = uint8(c.maxHops - hopsLeft)
-	return e.MarshalWithin(c.lim)
+	out := bytes.Clone(offer)
+	out[wire.HopsOffset] = uint8(c.maxHops - hopsLeft)
+	return out, nil
 }
 
 // mapWireErr puts wire's error categories into gossip's, which the engine

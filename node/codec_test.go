@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"testing"
@@ -59,13 +60,34 @@ func TestCodecPublicAndSealed(t *testing.T) {
 		if Distance(u, got) != 0 || got.Meta.Samples != 7 || got.Meta.Node != string(env.Source) {
 			t.Fatalf("%s: opened update differs (meta %+v)", scope, got.Meta)
 		}
-		relayed, err := b.WithHops(msg, 1)
+		// The two frames of /daf/delta/2: the offer verifies alone and
+		// names the same release; the body joins it only as announced.
+		oenv, err := b.UnpackOffer(env.Offer)
+		if err != nil || oenv.Digest != env.Digest || oenv.Size != len(msg) || oenv.BodySize != len(env.Body) || oenv.Body != nil {
+			t.Fatalf("%s: offer envelope %+v, %v", scope, oenv, err)
+		}
+		full, err := b.WithBody(oenv, env.Body)
 		if err != nil {
 			t.Fatal(err)
 		}
-		env2, err := b.Unpack(relayed)
+		if got, err := b.Open(full); err != nil || Distance(u, got) != 0 {
+			t.Fatalf("%s: opened from offer and body: %v", scope, err)
+		}
+		changed := bytes.Clone(env.Body)
+		changed[0] ^= 1
+		if _, err := b.WithBody(oenv, changed); !errors.Is(err, gossip.ErrMalformed) {
+			t.Fatalf("%s: changed body: err = %v, want ErrMalformed", scope, err)
+		}
+		relayed, err := b.OfferWithHops(env.Offer, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env2, err := b.UnpackOffer(relayed)
 		if err != nil || env2.HopsLeft != 1 || env2.Digest != env.Digest {
-			t.Fatalf("relayed copy: %+v, %v (digest must not change with hops)", env2, err)
+			t.Fatalf("relayed offer: %+v, %v (digest must not change with hops)", env2, err)
+		}
+		if _, err := b.OfferWithHops(env.Offer, 4); !errors.Is(err, gossip.ErrHops) {
+			t.Fatalf("hops above max_hops: err = %v", err)
 		}
 	}
 	// A node without the tenant key verifies the envelope but cannot open it.

@@ -18,8 +18,13 @@
 //
 // # The pipeline
 //
-//	trainer → clip/noise + ledger → (machine) compress → seal → sign → send stage
-//	stream → open stage: verify → unseal → decompress → (machine) filters → aggregate stage
+//	trainer → clip/noise + ledger → (machine) compress → seal → sign → send stage: offer, payload if wanted
+//	stream: offer → (machine) verify, held? → want → payload → open stage: hash → unseal → decompress → (machine) filters → aggregate stage
+//
+// A release arrives as an offer first (docs/PROTOCOL.md §6.1): the machine
+// refuses one it holds, and the payload of a release already arriving
+// from another peer is not asked for twice, so the open stage decodes each
+// release once.
 //
 // CPU stages run on bounded worker pools: the open stage has one worker per
 // core, so deltas from many peers are decoded in parallel; the aggregate

@@ -137,18 +137,22 @@ type Node struct {
 	noise   *rand.Rand // training goroutine only: DP noise
 	record  []byte     // own signed key record
 
-	events   chan func(time.Time) round.Ready
-	notify   chan RoundSummary
-	open     *stage
-	send     *stage
-	combine  *stage
-	runCtx   context.Context // cancelled when Run ends
-	stop     context.CancelFunc
-	running  atomic.Bool
-	started  time.Time
-	bg       sync.WaitGroup
-	runOnce  sync.Once
-	closeErr error
+	events chan func(time.Time) round.Ready
+	// transfers: releases whose body a peer is sending us, closed when the
+	// transfer ends; offers of the same release wait on them. Loop
+	// goroutine only.
+	transfers map[gossip.Digest]chan struct{}
+	notify    chan RoundSummary
+	open      *stage
+	send      *stage
+	combine   *stage
+	runCtx    context.Context // cancelled when Run ends
+	stop      context.CancelFunc
+	running   atomic.Bool
+	started   time.Time
+	bg        sync.WaitGroup
+	runOnce   sync.Once
+	closeErr  error
 
 	mu          sync.Mutex // guards the fields below
 	current     *adapter.Update
@@ -203,6 +207,7 @@ func New(cfg Config) (*Node, error) {
 		cfg: cfg, log: cfg.Logger.With("node", shortID(self)), id: id, self: self, store: store,
 		metrics: cfg.Metrics, latency: gossip.NewLatencyMatrix(),
 		events:      make(chan func(time.Time) round.Ready, 256),
+		transfers:   map[gossip.Digest]chan struct{}{},
 		notify:      make(chan RoundSummary, 256),
 		peerRecords: map[gossip.PeerID][]byte{},
 		memberships: map[gossip.PeerID][]wire.Membership{},
@@ -287,7 +292,7 @@ func (n *Node) build() error {
 	if f.Security.ByzantineDetection {
 		n.stats = newStatsCache(n.store)
 		det := defense.NewDetector(dcfg, n.stats)
-		deps.Filter = deltaFilter{inner: defense.GossipFilter{Detector: det}, node: n}
+		deps.Filter = defense.GossipFilter{Detector: det, Base: n.model}
 		deps.Screen = sybilScreen{cfg: dcfg, node: n}
 	}
 	st, err := n.restoreState()
@@ -304,7 +309,7 @@ func (n *Node) build() error {
 
 	n.host, err = p2p.New(p2p.Config{
 		Identity: n.id.Private(), Listen: n.cfg.Listen, Bootstrap: n.cfg.Bootstrap,
-		MaxMessageBytes: n.cfg.MaxMessageBytes, Logger: n.log, PingInterval: n.cfg.PingInterval,
+		MaxMessageBytes: n.cfg.MaxMessageBytes, MaxOfferBytes: wire.MaxOffer, Logger: n.log, PingInterval: n.cfg.PingInterval,
 		OnPeer: n.onPeer,
 	})
 	if err != nil {
@@ -438,7 +443,7 @@ func (n *Node) run(parent context.Context) error {
 	n.open = newStage("open", workers, 4*workers, n.metrics)
 	n.send = newStage("send", 16, 1024, n.metrics)
 	n.combine = newStage("aggregate", 1, 4, n.metrics)
-	n.host.Handle(gossip.ProtoDelta, n.handleDelta)
+	n.host.HandleOffered(gossip.ProtoDelta, n.handleDelta)
 	n.host.Handle(gossip.ProtoPeers, n.handlePeers)
 	n.host.Handle(gossip.ProtoKeys, n.handleKeys)
 	n.bg.Add(1)

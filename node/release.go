@@ -64,7 +64,7 @@ func (n *Node) startTraining(ctx context.Context, r uint64) {
 // together. Privacy is unchanged: only the delta is clipped and noised, and
 // the current model is itself an aggregate of earlier releases
 // (post-processing). The Byzantine and Sybil filters judge the delta of a
-// received adapter from the receiver's own model (deltaFilter).
+// received adapter from the receiver's own model (defense.GossipFilter.Base).
 func (n *Node) train(ctx context.Context, r uint64) ([]round.LocalUpdate, error) {
 	cur, err := n.currentOrInitial()
 	if err != nil {

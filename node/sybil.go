@@ -13,24 +13,27 @@ import (
 // sybilScreen is the round machine's Screen: defense's Sybil clustering over
 // one round's updates, run before aggregation. Flagged sources are dropped.
 // Updates travel as adapters; the clustering compares what each node
-// changed, so each is judged as its delta from this node's model (the
-// adapters themselves are all alike once the federation has converged).
+// changed, so each adapter is judged by its delta from this node's model
+// (the adapters themselves are all alike once the federation has
+// converged). The deltas are taken on the fly, never copied.
 type sybilScreen struct {
 	cfg  defense.Config
 	node *Node
 }
 
 func (s sybilScreen) Screen(_ uint64, _ gossip.Membership, in []round.Contribution) ([]round.Contribution, error) {
-	ups := make([]*adapter.Update, len(in))
+	model := s.node.model()
+	xs := make([]defense.SybilInput, len(in))
 	for i, c := range in {
-		d, err := s.node.deltaFromModel(c.Update)
-		if err != nil {
-			return nil, fmt.Errorf("sybil screen: update of %s: %w", c.Source, err)
+		xs[i] = defense.SybilInput{Node: string(c.Source), Update: c.Update}
+		if c.Update != nil && c.Update.Meta.Kind == adapter.KindAdapter {
+			xs[i].Base = model
 		}
-		d.Meta.Node = string(c.Source)
-		ups[i] = d
 	}
-	flagged := defense.DetectSybil(ups, s.cfg)
+	flagged, err := defense.DetectSybilFrom(xs, s.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("sybil screen: %w", err)
+	}
 	if len(flagged) == 0 {
 		return in, nil
 	}
@@ -43,34 +46,11 @@ func (s sybilScreen) Screen(_ uint64, _ gossip.Membership, in []round.Contributi
 	return kept, nil
 }
 
-// deltaFilter is the gossip engine's Byzantine filter: defense's detector
-// on the delta a received adapter makes to this node's model. A suspicious
-// verdict's down-weighting of the sample count carries over to the adapter.
-type deltaFilter struct {
-	inner defense.GossipFilter
-	node  *Node
-}
-
-func (f deltaFilter) Check(source gossip.PeerID, r uint64, scope gossip.Membership, u *adapter.Update) error {
-	if u == nil {
-		return f.inner.Check(source, r, scope, u)
-	}
-	d, err := f.node.deltaFromModel(u)
-	if err != nil {
-		return fmt.Errorf("%w: %v", gossip.ErrByzantine, err)
-	}
-	if err := f.inner.Check(source, r, scope, d); err != nil {
-		return err
-	}
-	u.Meta.Samples = d.Meta.Samples
-	return nil
-}
-
-// deltaFromModel is u's delta from the node's current model, computed under
-// the model's lock instead of on a copy (a copy per received update would
-// cost a full model's allocation each time).
-func (n *Node) deltaFromModel(u *adapter.Update) (*adapter.Update, error) {
+// model is the node's current model (nil before it has one). The adapter
+// it points to is never written again once installed (apply installs a new
+// one), so readers may use it after the lock is released.
+func (n *Node) model() *adapter.Update {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return deltaFrom(n.current, u)
+	return n.current
 }

@@ -3,13 +3,18 @@
 //
 // A Host listens on TCP (Noise/TLS, yamux) and QUIC (TLS 1.3) with the node's
 // Ed25519 identity as its peer ID and the libp2p resource manager on. Every
-// DAF stream protocol (/daf/delta/1, /daf/keys/1, /daf/peers/1) is one
-// request per stream: the sender writes one length-prefixed frame and waits
-// for a one-frame verdict (accept, or refuse with a reason), so a refusal
-// reaches the sender as an error wrapping gossip.ErrRefused. The length is
-// checked against MaxMessageBytes before any buffer is allocated, and all
-// inbound payloads together draw from a bounded byte budget, so a peer cannot
-// make the node allocate more than that however many streams it opens.
+// DAF stream protocol is one request per stream. On /daf/keys/1 and
+// /daf/peers/1 (Send, Handle) the sender writes one length-prefixed frame
+// and waits for a one-frame verdict (accept, or refuse with a reason), so a
+// refusal reaches the sender as an error wrapping gossip.ErrRefused.
+// /daf/delta/2 (SendOffered, HandleOffered) takes two steps: the sender
+// writes a small offer, the receiver answers "want" or refuses (it already
+// holds the release, say), and only after "want" is the body sent and
+// judged. Every length is checked against its limit (MaxOfferBytes,
+// MaxMessageBytes) before any buffer is allocated, and all inbound bodies
+// together draw from a bounded byte budget, reserved before "want", so a
+// peer cannot make the node allocate more than that however many streams
+// it opens.
 //
 // Around the transport the Host keeps the network together: it dials the
 // bootstrap peers and redials them (and every peer handed to AddAddrs, which

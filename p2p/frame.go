@@ -2,9 +2,11 @@ package p2p
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 
+	"github.com/dafnet/daf/gossip"
 	"github.com/dafnet/daf/wire"
 )
 
@@ -14,7 +16,10 @@ import (
 //
 // and of the reply:
 //
-//	1 byte verdict (0 accept, 1 refuse) | uint16 big-endian length R | R bytes of reason (UTF-8)
+//	1 byte verdict (0 accept, 1 refuse, 2 want) | uint16 big-endian length R | R bytes of reason (UTF-8)
+//
+// "want" (with no reason) is only the answer to the offer of a two-step
+// stream (offered.go): send the body.
 //
 // A fixed-width length rather than a varint keeps the limit check trivial:
 // four bytes are read and compared with the limit before any buffer is made,
@@ -23,6 +28,7 @@ import (
 const (
 	verdictAccept = 0
 	verdictRefuse = 1
+	verdictWant   = 2
 
 	// maxReasonBytes bounds a refusal reason; longer reasons are cut.
 	maxReasonBytes = 1024
@@ -78,13 +84,18 @@ func readFrameBody(r io.Reader, n int64) ([]byte, error) {
 	return msg, nil
 }
 
-// writeVerdict writes the reply frame; a nil refusal means accept.
+// writeVerdict writes the reply frame; a nil refusal means accept. The
+// reason starts with the refusal's result label (gossip.RefusalReason), so
+// the sender can tell a duplicate from a fault.
 func writeVerdict(w io.Writer, refusal error) error {
 	if refusal == nil {
 		_, err := w.Write([]byte{verdictAccept, 0, 0})
 		return err
 	}
-	reason := refusal.Error()
+	reason := gossip.RefusalReason(refusal)
+	if errors.Is(refusal, ErrTooLarge) {
+		reason = gossip.ResultRejectedSize + ": " + refusal.Error()
+	}
 	if len(reason) > maxReasonBytes {
 		reason = reason[:maxReasonBytes]
 	}
@@ -96,29 +107,41 @@ func writeVerdict(w io.Writer, refusal error) error {
 	return err
 }
 
+// writeWant answers an offer: send the body.
+func writeWant(w io.Writer) error {
+	_, err := w.Write([]byte{verdictWant, 0, 0})
+	return err
+}
+
 // readVerdict reads the reply frame: accepted, or refused with the reason.
 func readVerdict(r io.Reader) (accepted bool, reason string, err error) {
+	kind, reason, err := readReply(r, false)
+	return kind == verdictAccept, reason, err
+}
+
+// readReply reads a reply frame; want is valid only where wantOK.
+func readReply(r io.Reader, wantOK bool) (kind byte, reason string, err error) {
 	var hdr [3]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return false, "", fmt.Errorf("%w: reading verdict: %v", ErrBadFrame, err)
+		return 0, "", fmt.Errorf("%w: reading verdict: %v", ErrBadFrame, err)
 	}
 	n := int(binary.BigEndian.Uint16(hdr[1:3]))
 	if n > maxReasonBytes {
-		return false, "", fmt.Errorf("%w: refusal reason of %d bytes, limit %d", ErrBadFrame, n, maxReasonBytes)
+		return 0, "", fmt.Errorf("%w: refusal reason of %d bytes, limit %d", ErrBadFrame, n, maxReasonBytes)
 	}
-	switch hdr[0] {
-	case verdictAccept:
+	switch {
+	case hdr[0] == verdictAccept, hdr[0] == verdictWant && wantOK:
 		if n != 0 {
-			return false, "", fmt.Errorf("%w: accept verdict with a %d-byte reason", ErrBadFrame, n)
+			return 0, "", fmt.Errorf("%w: verdict %d with a %d-byte reason", ErrBadFrame, hdr[0], n)
 		}
-		return true, "", nil
-	case verdictRefuse:
+		return hdr[0], "", nil
+	case hdr[0] == verdictRefuse:
 		buf := make([]byte, n)
 		if _, err := io.ReadFull(r, buf); err != nil {
-			return false, "", fmt.Errorf("%w: refusal reason cut short: %v", ErrBadFrame, err)
+			return 0, "", fmt.Errorf("%w: refusal reason cut short: %v", ErrBadFrame, err)
 		}
-		return false, string(buf), nil
+		return verdictRefuse, string(buf), nil
 	default:
-		return false, "", fmt.Errorf("%w: unknown verdict byte %d", ErrBadFrame, hdr[0])
+		return 0, "", fmt.Errorf("%w: unknown verdict byte %d", ErrBadFrame, hdr[0])
 	}
 }

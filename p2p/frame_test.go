@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/dafnet/daf/gossip"
 )
 
 func TestFrameBytesAreTheDocumentedLayout(t *testing.T) {
@@ -25,11 +27,17 @@ func TestFrameBytesAreTheDocumentedLayout(t *testing.T) {
 		t.Fatalf("accept verdict = %v, want %v", buf.Bytes(), want)
 	}
 	buf.Reset()
-	if err := writeVerdict(&buf, errors.New("no")); err != nil {
+	// The reason starts with the refusal's result label.
+	if err := writeVerdict(&buf, fmt.Errorf("%w: no", gossip.ErrDuplicate)); err != nil {
 		t.Fatal(err)
 	}
-	if want := []byte{1, 0, 2, 'n', 'o'}; !bytes.Equal(buf.Bytes(), want) {
+	reason := "duplicate: duplicate delta: no"
+	if want := append([]byte{1, 0, byte(len(reason))}, reason...); !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("refuse verdict = %v, want %v", buf.Bytes(), want)
+	}
+	ok, got, err := readVerdict(bytes.NewReader(buf.Bytes()))
+	if err != nil || ok || gossip.ParseRefusal(got).Label != gossip.ResultDuplicate {
+		t.Fatalf("read back: accepted %v, reason %q, %v", ok, got, err)
 	}
 }
 

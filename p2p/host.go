@@ -33,8 +33,12 @@ type Config struct {
 	// Bootstrap peers as full multiaddrs ending in /p2p/<peer ID>. They are
 	// dialled at start and redialled whenever the connection is lost.
 	Bootstrap []string
-	// MaxMessageBytes bounds one message (default 64 MiB, DESIGN §5).
+	// MaxMessageBytes bounds one message, or the body of a two-step one
+	// (default 64 MiB, DESIGN §5).
 	MaxMessageBytes int64
+	// MaxOfferBytes bounds the offer of a two-step message (default 64 KiB;
+	// a DAF envelope's offer is at most wire.MaxOffer, 663 bytes).
+	MaxOfferBytes int64
 	// InboundBudgetBytes bounds the inbound payload bytes held at once over
 	// all streams (default 4 × MaxMessageBytes).
 	InboundBudgetBytes int64
@@ -62,6 +66,9 @@ func (c *Config) applyDefaults() {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxOfferBytes <= 0 {
+		c.MaxOfferBytes = 64 << 10
 	}
 	if c.InboundBudgetBytes < c.MaxMessageBytes {
 		c.InboundBudgetBytes = 4 * c.MaxMessageBytes
@@ -256,7 +263,8 @@ func (x *Host) Latency(id gossip.PeerID) (time.Duration, bool) {
 }
 
 // BytesSent and BytesReceived count DAF message bytes (frames, not libp2p
-// overhead) since the host started.
+// overhead) since the host started: every frame written in full, whether
+// the peer then took it or refused it, and every frame read.
 func (x *Host) BytesSent() uint64     { return x.bytesSent.Load() }
 func (x *Host) BytesReceived() uint64 { return x.bytesReceived.Load() }
 

@@ -57,6 +57,10 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 		_ = s.Reset()
 	}
 	werr := <-written
+	if werr == nil {
+		// Written is sent, whatever the peer then made of it.
+		x.bytesSent.Add(uint64(4 + len(msg)))
+	}
 	switch {
 	case rerr != nil && ctx.Err() != nil:
 		return fmt.Errorf("send to %s on %s: %w", to, proto, ctx.Err())
@@ -65,12 +69,11 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 	case rerr != nil:
 		return fmt.Errorf("send to %s on %s: %w", to, proto, rerr)
 	case !accepted:
-		return fmt.Errorf("send to %s on %s: %w: %s", to, proto, gossip.ErrRefused, reason)
+		return fmt.Errorf("send to %s on %s: %w", to, proto, gossip.ParseRefusal(reason))
 	case werr != nil:
 		return fmt.Errorf("send to %s on %s: write: %w", to, proto, werr)
 	}
 	_ = s.Close()
-	x.bytesSent.Add(uint64(4 + len(msg)))
 	return nil
 }
 
@@ -103,7 +106,7 @@ func (x *Host) serveWith(s network.Stream, proto string, limit int64, h func(gos
 		return
 	}
 	if err := x.budget.acquire(ctx, n); err != nil {
-		x.refuse(s, proto, from, fmt.Errorf("inbound budget of %d bytes busy: %w", x.cfg.InboundBudgetBytes, err))
+		x.refuse(s, proto, from, fmt.Errorf("%w: inbound budget of %d bytes: %w", gossip.ErrBusy, x.cfg.InboundBudgetBytes, err))
 		return
 	}
 	defer x.budget.release(n)

@@ -10,7 +10,8 @@
 //	for {
 //		select {
 //		case <-timer(m.NextDeadline()):   rd = m.Tick(now)
-//		case d := <-deltas:               rd, verdict = m.DeltaReceived(now, d.from, d.msg, nil) // verdict goes back to the sender
+//		case o := <-offers:               rd, env, verdict = m.DeltaOffered(now, o.from, o.offer) // nil: ask for the payload
+//		case d := <-payloads:             rd, verdict = m.DeltaReceived(now, d.from, nil, &d.decoded) // verdict goes back to the sender
 //		case p := <-peers:                rd, _ = m.PeerSeen(now, p)
 //		case t := <-trained:              rd, _ = m.LocalUpdateReady(now, t.round, t.updates...)
 //		case a := <-aggregated:           rd, _ = m.AggregateDone(now, a.round, a.scope, a.update, a.err)
@@ -21,7 +22,10 @@
 //	}
 //
 // Aggregation and training run off the loop (they are CPU-heavy) and come
-// back as events; so can gossip.Decode of incoming deltas, passed as pre.
+// back as events; so does gossip.DecodeBody of an incoming payload (hash
+// check, unsealing, decompression), passed as pre. A payload that never
+// arrives after its offer was wanted is reported with DeltaAbandoned, so
+// the release is taken from the next peer that offers it.
 // Sends run off the loop too; a failed one comes back as SendFailed. Call
 // PeerSeen for every connected peer at least once per round (with the
 // peer's Incarnation, e.g. its start time, from its peer record), or quiet

@@ -185,13 +185,14 @@ func (m *Machine) PeerSeen(now time.Time, info gossip.PeerInfo) (Ready, error) {
 	return rd, nil
 }
 
-// SendFailed reports that an Outbound could not be delivered (the error
-// Transport.Send returned). After a network failure the peer is offered
-// the release again when it is next seen during the round.
+// SendFailed reports that an Outbound was not taken (the error
+// Transport.SendOffered returned). After a network failure the peer is
+// offered the release again when it is next seen during the round; after
+// an offer refused as a duplicate another peer is offered it now.
 func (m *Machine) SendFailed(now time.Time, out gossip.Outbound, err error) Ready {
 	var rd Ready
 	m.advance(now, &rd)
-	m.eng.SendFailed(out, err)
+	rd.Send = append(rd.Send, m.eng.SendFailed(now, out, err)...)
 	return rd
 }
 
@@ -237,10 +238,45 @@ func (m *Machine) LocalUpdateReady(now time.Time, round uint64, ups ...LocalUpda
 	return rd, err
 }
 
+// DeltaOffered rules on the offer of a delta from peer from (the
+// connection), before its body is sent: nil asks for the body, which then
+// goes with the returned envelope to gossip.DecodeBody and DeltaReceived
+// (or, if it never comes, to DeltaAbandoned). gossip.ErrInFlight: the same
+// release is arriving from another peer; ask again once that transfer
+// ended. Any other error is the refusal to send back, gossip.ErrDuplicate
+// the common one: the body is never sent.
+func (m *Machine) DeltaOffered(now time.Time, from gossip.PeerID, offer []byte) (Ready, gossip.Envelope, error) {
+	var rd Ready
+	m.advance(now, &rd)
+	if !m.cfg.Enabled {
+		m.eng.Reject(from, "", gossip.ErrDisabled)
+		return rd, gossip.Envelope{}, gossip.ErrDisabled
+	}
+	env, err := m.eng.Offered(now, from, offer, gossip.Window{Lo: m.round, Hi: m.round + 1})
+	if errors.Is(err, gossip.ErrEquivocation) {
+		if s := m.scopes[env.Scope]; s != nil && env.Round == m.round {
+			s.heard[env.Source] = true
+			m.step(&rd)
+		}
+	}
+	return rd, env, err
+}
+
+// DeltaAbandoned ends the transfer DeltaOffered started when the body does
+// not arrive (the sender went away, the stream broke): the release is then
+// taken from the next peer that offers it.
+func (m *Machine) DeltaAbandoned(now time.Time, from gossip.PeerID, d gossip.Digest) Ready {
+	var rd Ready
+	m.advance(now, &rd)
+	m.eng.OfferAbandoned(from, d)
+	return rd
+}
+
 // DeltaReceived handles a delta from peer from (the connection, not the
-// claimed source). pre is an optional gossip.Decode result computed off the
-// machine's goroutine. The returned error is the refusal reason to send
-// back (nil: accepted for this round).
+// claimed source): a whole message, or pre, a gossip.Decode or
+// gossip.DecodeBody result computed off the machine's goroutine. The
+// returned error is the refusal reason to send back (nil: accepted for this
+// round).
 func (m *Machine) DeltaReceived(now time.Time, from gossip.PeerID, msg []byte, pre *gossip.Inbound) (Ready, error) {
 	var rd Ready
 	m.advance(now, &rd)

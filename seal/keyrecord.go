@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/binary"
 	"fmt"
+	"sync"
 )
 
 // keyRecordVersion is the first byte of a marshalled key record.
@@ -78,7 +79,7 @@ func (r *KeyRecord) PublicX25519() (*ecdh.PublicKey, error) {
 	}
 	// A low-order point makes every ECDH result zero; ecdh reports that as an
 	// error, which we use as the test.
-	probe, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x5a}, 32))
+	probe, err := lowOrderProbe()
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +88,12 @@ func (r *KeyRecord) PublicX25519() (*ecdh.PublicKey, error) {
 	}
 	return pub, nil
 }
+
+// lowOrderProbe is the fixed private key PublicX25519 multiplies with;
+// deriving it costs a scalar multiplication, so it is made once.
+var lowOrderProbe = sync.OnceValues(func() (*ecdh.PrivateKey, error) {
+	return ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{0x5a}, 32))
+})
 
 // Marshal returns the fixed-size encoding (KeyRecordSize bytes).
 func (r *KeyRecord) Marshal() ([]byte, error) {
@@ -104,6 +111,20 @@ func (r *KeyRecord) Marshal() ([]byte, error) {
 
 // UnmarshalKeyRecord decodes and verifies a key record.
 func UnmarshalKeyRecord(b []byte) (*KeyRecord, error) {
+	r, err := ParseKeyRecord(b)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Verify(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// ParseKeyRecord decodes a key record without verifying it: for a caller
+// that holds records it verified before and checks only new ones (peer
+// lists repeat the same records every time). Verify before using it.
+func ParseKeyRecord(b []byte) (*KeyRecord, error) {
 	if len(b) != KeyRecordSize {
 		return nil, fmt.Errorf("%w: %d bytes, want %d", ErrBadKeyRecord, len(b), KeyRecordSize)
 	}
@@ -119,8 +140,5 @@ func UnmarshalKeyRecord(b []byte) (*KeyRecord, error) {
 	r.Issued = int64(binary.BigEndian.Uint64(b[p : p+8]))
 	p += 8
 	r.Signature = bytes.Clone(b[p:])
-	if err := r.Verify(); err != nil {
-		return nil, err
-	}
 	return r, nil
 }

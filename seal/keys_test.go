@@ -36,6 +36,20 @@ func TestKeyRecordRoundTripAndTamper(t *testing.T) {
 	if _, err := UnmarshalKeyRecord(b[:len(b)-1]); !errors.Is(err, ErrBadKeyRecord) {
 		t.Fatalf("truncated: err = %v", err)
 	}
+	// ParseKeyRecord decodes without verifying: a bad signature parses and
+	// fails Verify; a record of the wrong size does not parse.
+	c := bytes.Clone(b)
+	c[len(c)-1] ^= 1
+	parsed, err := ParseKeyRecord(c)
+	if err != nil || !parsed.Identity.Equal(id.Public()) {
+		t.Fatalf("parse of a record with a bad signature: %v", err)
+	}
+	if err := parsed.Verify(); !errors.Is(err, ErrBadKeyRecord) {
+		t.Fatalf("verify of a bad signature: err = %v", err)
+	}
+	if _, err := ParseKeyRecord(b[1:]); !errors.Is(err, ErrBadKeyRecord) {
+		t.Fatalf("parse of a truncated record: err = %v", err)
+	}
 	// A record re-signed by another identity is not this node's record.
 	other := mustIdentity(t, 11)
 	forged := *r

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -73,6 +74,13 @@ type Cluster struct {
 	Nodes []*Node
 
 	byID map[gossip.PeerID]*Node
+	// parked: offers answered gossip.ErrInFlight, waiting for the transfer
+	// of the same release to the same node to end, as a daemon's stream
+	// handler waits.
+	parked map[parkKey][]*event
+	// delivered counts the steps carried out (offers, bodies, offers
+	// parked), for tests of the protocol's traffic.
+	delivered struct{ offers, bodies, parked int }
 	// latency is the measured round-trip matrix (the daemon's libp2p ping),
 	// here the link model's: every node's adaptive selector reads it.
 	latency *gossip.LatencyMatrix
@@ -85,8 +93,10 @@ type Cluster struct {
 type eventKind int
 
 const (
-	evTick eventKind = iota
-	evDeliver
+	evTick    eventKind = iota
+	evOffer             // a delta's offer reaches its receiver
+	evBody              // the body it asked for arrives
+	evRefused           // the receiver's refusal reaches the sender
 	evTrained
 	evAggregated
 	evHeartbeat
@@ -104,7 +114,14 @@ type event struct {
 	scope gossip.Membership
 	upd   *adapter.Update
 	err   error
-	out   gossip.Outbound // evDeliver: what the sender asked for
+	out   gossip.Outbound // evOffer, evBody: what the sender asked for
+	body  []byte          // evOffer, evBody: the body (msg is the offer)
+	env   gossip.Envelope // evBody: the offer as the receiver accepted it
+}
+
+type parkKey struct {
+	node   gossip.PeerID
+	digest gossip.Digest
 }
 
 type eventQueue []*event
@@ -143,7 +160,7 @@ func NewCluster(cfg ClusterConfig) (*Cluster, error) {
 		cfg.Aggregate.MinNodes, cfg.Aggregate.MaxNodes = cfg.Round.MinNodes, cfg.Round.MaxNodes
 	}
 	c := &Cluster{Cfg: cfg, Now: cfg.Round.Genesis, Net: NewNetwork(), Keys: NewKeyring(), byID: map[gossip.PeerID]*Node{},
-		latency: gossip.NewLatencyMatrix()}
+		latency: gossip.NewLatencyMatrix(), parked: map[parkKey][]*event{}}
 	scopeKeys := map[gossip.Membership][]byte{}
 	for _, m := range cfg.Round.Memberships {
 		k := sha256.Sum256(fmt.Appendf(nil, "daf-sim-scope/%s/%d", m, cfg.Seed))
@@ -318,7 +335,7 @@ func (c *Cluster) transfer(size int) time.Duration {
 func (c *Cluster) handle(n *Node, rd round.Ready) {
 	n.Store.Write(rd.Persist)
 	for _, s := range rd.Send {
-		c.push(&event{at: c.Now.Add(c.transfer(len(s.Msg))), kind: evDeliver, node: s.To, from: n.ID, msg: s.Msg, out: s, gen: n.gen})
+		c.push(&event{at: c.Now.Add(c.transfer(len(s.Offer))), kind: evOffer, node: s.To, from: n.ID, msg: s.Offer, body: s.Body, out: s, gen: n.gen})
 	}
 	for _, a := range rd.Apply {
 		if t := a.Update.Get(modelGroup, modelKey); t != nil && len(t.Data) == len(n.Model) {
@@ -373,14 +390,17 @@ func (c *Cluster) dispatch(e *event) {
 		return
 	}
 	n := c.byID[e.node]
-	if e.kind == evDeliver && (n.Crashed || !c.up(n)) {
-		e.out.To = e.node
-		if s := c.byID[e.from]; !s.Crashed && s.gen == e.gen && c.up(s) && e.out.Msg != nil {
-			c.handle(s, s.M.SendFailed(c.Now, e.out, ErrUnreachable))
+	if e.kind == evOffer || e.kind == evBody {
+		c.deliver(n, e)
+		return
+	}
+	if e.kind == evRefused {
+		if !n.Crashed && e.gen == n.gen {
+			c.handle(n, n.M.SendFailed(c.Now, e.out, e.err))
 		}
 		return
 	}
-	if n.Crashed || (e.kind != evDeliver && e.gen != n.gen) || !c.up(n) {
+	if n.Crashed || e.gen != n.gen || !c.up(n) {
 		return
 	}
 	switch e.kind {
@@ -390,20 +410,6 @@ func (c *Cluster) dispatch(e *event) {
 		}
 		n.tickQueued = false
 		c.handle(n, n.M.Tick(c.Now))
-	case evDeliver:
-		if !c.Net.Reachable(e.from, e.node) {
-			// The sender learns of the failure, as from Transport.Send.
-			if s := c.byID[e.from]; !s.Crashed && s.gen == e.gen && e.out.To != "" {
-				c.handle(s, s.M.SendFailed(c.Now, e.out, ErrUnreachable))
-			}
-			return
-		}
-		c.Net.mu.Lock()
-		c.Net.sent[e.from] += uint64(len(e.msg))
-		c.Net.received[e.node] += uint64(len(e.msg))
-		c.Net.mu.Unlock()
-		rd, _ := n.M.DeltaReceived(c.Now, e.from, e.msg, nil)
-		c.handle(n, rd)
 	case evTrained:
 		scope := c.Cfg.Round.Memberships[0]
 		rd, err := n.M.LocalUpdateReady(c.Now, e.round, round.LocalUpdate{Scope: scope, Update: e.upd})
@@ -435,15 +441,106 @@ func (c *Cluster) forge(n *Node, r uint64, scope gossip.Membership) {
 	}
 	garbage.Set(modelGroup, modelKey, t)
 	msg, err := fake.Pack(r, scope, c.Cfg.Round.MaxHops, garbage)
-	if err != nil {
-		c.logf("r%d %s forge failed: %v", r, n.ID, err)
-		return
-	}
-	for _, p := range c.Nodes {
-		if p != n && c.Net.Reachable(n.ID, p.ID) {
-			c.push(&event{at: c.Now.Add(c.transfer(len(msg))), kind: evDeliver, node: p.ID, from: n.ID, msg: msg})
+	if err == nil {
+		var offer, body []byte
+		offer, body, err = fake.Split(msg)
+		for _, p := range c.Nodes {
+			if err == nil && p != n && c.Net.Reachable(n.ID, p.ID) {
+				c.push(&event{at: c.Now.Add(c.transfer(len(offer))), kind: evOffer, node: p.ID, from: n.ID, msg: offer, body: body, gen: n.gen})
+			}
 		}
 	}
+	if err != nil {
+		c.logf("r%d %s forge failed: %v", r, n.ID, err)
+	}
+}
+
+// deliver carries one step of the two-step delta protocol to node n, as a
+// libp2p stream does: an offer the receiver rules on before the body
+// travels; the body one more latency (the "send it" answer) plus its
+// transfer time later, if asked for. A refusal reaches the sender one
+// latency later. A step that cannot be delivered fails the send (the
+// sender learns it, as from Transport.SendOffered) and, for a body, ends
+// the receiver's transfer.
+func (c *Cluster) deliver(n *Node, e *event) {
+	sender := c.byID[e.from]
+	alive := !sender.Crashed && sender.gen == e.gen
+	var failed bool
+	switch {
+	case n.Crashed || !c.up(n):
+		failed = true
+		alive = alive && c.up(sender)
+	case !c.Net.Reachable(e.from, e.node), e.kind == evBody && (!alive || !c.up(sender)):
+		failed = true
+	}
+	if failed {
+		if alive && e.out.Offer != nil {
+			out := e.out
+			out.To = e.node
+			c.handle(sender, sender.M.SendFailed(c.Now, out, ErrUnreachable))
+		}
+		if e.kind == evBody {
+			if !n.Crashed {
+				c.handle(n, n.M.DeltaAbandoned(c.Now, e.from, e.env.Digest))
+			}
+			c.unpark(e.node, e.env.Digest)
+		}
+		return
+	}
+	c.Net.mu.Lock()
+	size := len(e.msg)
+	if e.kind == evBody {
+		size = len(e.body)
+	}
+	c.Net.sent[e.from] += uint64(size)
+	c.Net.received[e.node] += uint64(size)
+	c.Net.mu.Unlock()
+	if e.kind == evBody {
+		c.delivered.bodies++
+		in := gossip.DecodeBody(n.Codec, e.from, e.env, e.body)
+		rd, err := n.M.DeltaReceived(c.Now, e.from, nil, &in)
+		c.handle(n, rd)
+		c.unpark(e.node, e.env.Digest)
+		c.refused(e, err)
+		return
+	}
+	c.delivered.offers++
+	rd, env, err := n.M.DeltaOffered(c.Now, e.from, e.msg)
+	c.handle(n, rd)
+	switch {
+	case err == nil:
+		body := *e
+		body.kind, body.env = evBody, env
+		body.at = c.Now.Add(c.Cfg.Latency + c.transfer(len(e.body)))
+		c.push(&body)
+	case errors.Is(err, gossip.ErrInFlight):
+		k := parkKey{e.node, env.Digest}
+		c.parked[k] = append(c.parked[k], e)
+		c.delivered.parked++
+	default:
+		c.refused(e, err)
+	}
+}
+
+// refused sends a receiver's refusal back to the sender, one latency
+// later, as its label and text (what a stream carries).
+func (c *Cluster) refused(e *event, err error) {
+	if err == nil || e.out.Offer == nil {
+		return
+	}
+	c.push(&event{at: c.Now.Add(c.Cfg.Latency), kind: evRefused, node: e.from, gen: e.gen, out: e.out,
+		err: gossip.ParseRefusal(gossip.RefusalReason(err))})
+}
+
+// unpark offers again, now, what waited for a transfer to node that ended.
+func (c *Cluster) unpark(node gossip.PeerID, d gossip.Digest) {
+	k := parkKey{node, d}
+	for _, e := range c.parked[k] {
+		again := *e
+		again.at = c.Now
+		c.push(&again)
+	}
+	delete(c.parked, k)
 }
 
 // SetDown takes a node off the network (a dropout: its state is kept) or

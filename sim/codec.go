@@ -43,20 +43,22 @@ func (k *Keyring) get(id gossip.PeerID) (ed25519.PublicKey, bool) {
 // MaxMessage is the simulated envelope limit, checked before any allocation.
 const MaxMessage = 64 << 20
 
-const codecMagic = "DAFsim1\x00"
+const codecMagic = "DAFsim2\x00"
 
 // Codec is the simulator's gossip.Codec: a small binary envelope signed with
-// Ed25519 over everything but the hop count, with Group and Tenant payloads
-// sealed by ChaCha20-Poly1305 under a per-scope key. It stands in for the
-// product's wire+seal+compress stack with the same failure categories, so
-// scenario tests exercise every rejection path.
+// Ed25519 over everything but the hop count and the holder hints, the
+// payload by its length and SHA-256 as in the product, with Group and
+// Tenant payloads sealed by ChaCha20-Poly1305 under a per-scope key. It
+// stands in for the product's wire+seal+compress stack with the same
+// failure categories, so scenario tests exercise every rejection path.
 //
-// Layout: magic(8) | hops(1) | len(hints)(4) | hints | len(body)(4) | body |
-// sig(64); hints (unsigned, see gossip.HolderHints) is a count byte and
-// length-prefixed peer IDs; body =
-// source, round(8), tier(1), scope, payload (strings and payload prefixed by
-// a 4-byte length). Payload: per tensor, group, key, rank, dims, float32s
-// (little-endian), then samples as float64 and the kind (delta | adapter).
+// Layout: a message is its offer followed by the payload (the body).
+// offer = magic(8) | hops(1) | len(hints)(4) | hints | len(head)(4) | head
+// | sig(64); hints (unsigned, see gossip.HolderHints) is a count byte and
+// length-prefixed peer IDs; head = source, round(8), tier(1), scope,
+// len(payload)(4), SHA-256(payload) (strings prefixed by a 4-byte length).
+// Payload: per tensor, group, key, rank, dims, float32s (little-endian),
+// then samples as float64 and the kind (delta | adapter).
 type Codec struct {
 	Self      gossip.PeerID
 	Priv      ed25519.PrivateKey
@@ -97,99 +99,155 @@ func (c *Codec) Pack(round uint64, scope gossip.Membership, hops int, u *adapter
 	if c.SignAs != "" {
 		source = c.SignAs
 	}
-	var body []byte
-	body = appendBytes(body, []byte(source))
-	body = binary.LittleEndian.AppendUint64(body, round)
-	body = append(body, byte(scope.Tier))
-	body = appendBytes(body, []byte(scope.Scope))
-	body = appendBytes(body, payload)
-	msg := make([]byte, 0, len(codecMagic)+9+len(body)+ed25519.SignatureSize)
+	hash := sha256.Sum256(payload)
+	var head []byte
+	head = appendBytes(head, []byte(source))
+	head = binary.LittleEndian.AppendUint64(head, round)
+	head = append(head, byte(scope.Tier))
+	head = appendBytes(head, []byte(scope.Scope))
+	head = binary.LittleEndian.AppendUint32(head, uint32(len(payload)))
+	head = append(head, hash[:]...)
+	msg := make([]byte, 0, len(codecMagic)+9+len(head)+ed25519.SignatureSize+len(payload))
 	msg = append(msg, codecMagic...)
 	msg = append(msg, byte(hops))
 	msg = binary.LittleEndian.AppendUint32(msg, 0) // no hints
-	msg = binary.LittleEndian.AppendUint32(msg, uint32(len(body)))
-	msg = append(msg, body...)
-	return append(msg, ed25519.Sign(c.Priv, body)...), nil
+	msg = binary.LittleEndian.AppendUint32(msg, uint32(len(head)))
+	msg = append(msg, head...)
+	msg = append(msg, ed25519.Sign(c.Priv, head)...)
+	return append(msg, payload...), nil
 }
 
 type parsed struct {
-	hops    int
-	hints   []byte // raw hint section
-	rest    []byte // len(body) | body | sig
-	body    []byte
-	sig     []byte
-	source  gossip.PeerID
-	round   uint64
-	scope   gossip.Membership
-	payload []byte
+	hops  int
+	hints []byte // raw hint section
+	rest  []byte // len(head) | head | sig
+	head  []byte
+	sig   []byte
+	end   int // where the offer ends (and a message's payload begins)
+
+	source gossip.PeerID
+	round  uint64
+	scope  gossip.Membership
+	plen   int
+	phash  []byte
 }
 
-func parse(msg []byte) (parsed, error) {
-	if len(msg) > MaxMessage {
-		return parsed{}, fmt.Errorf("%w: %d bytes, limit %d", gossip.ErrTooLarge, len(msg), MaxMessage)
+// parse reads the offer that opens b (an offer, or a whole message).
+func parse(b []byte) (parsed, error) {
+	if len(b) > MaxMessage {
+		return parsed{}, fmt.Errorf("%w: %d bytes, limit %d", gossip.ErrTooLarge, len(b), MaxMessage)
 	}
 	fixed := len(codecMagic) + 9
-	if len(msg) < fixed+ed25519.SignatureSize || string(msg[:len(codecMagic)]) != codecMagic {
-		return parsed{}, fmt.Errorf("%w: not a simulator envelope (%d bytes)", gossip.ErrMalformed, len(msg))
+	if len(b) < fixed+ed25519.SignatureSize || string(b[:len(codecMagic)]) != codecMagic {
+		return parsed{}, fmt.Errorf("%w: not a simulator envelope (%d bytes)", gossip.ErrMalformed, len(b))
 	}
-	p := parsed{hops: int(msg[len(codecMagic)])}
-	h := binary.LittleEndian.Uint32(msg[len(codecMagic)+1:])
-	if uint64(h) > uint64(len(msg)-fixed-ed25519.SignatureSize) {
-		return parsed{}, fmt.Errorf("%w: hint section of %d bytes in a %d-byte message", gossip.ErrMalformed, h, len(msg))
+	p := parsed{hops: int(b[len(codecMagic)])}
+	h := binary.LittleEndian.Uint32(b[len(codecMagic)+1:])
+	if uint64(h) > uint64(len(b)-fixed-ed25519.SignatureSize) {
+		return parsed{}, fmt.Errorf("%w: hint section of %d bytes in a %d-byte message", gossip.ErrMalformed, h, len(b))
 	}
-	head := len(codecMagic) + 5 + int(h)
-	p.hints, p.rest = msg[len(codecMagic)+5:head], msg[head:]
-	head += 4
-	n := int(binary.LittleEndian.Uint32(msg[head-4:]))
-	if n != len(msg)-head-ed25519.SignatureSize {
-		return parsed{}, fmt.Errorf("%w: body length %d does not match message size %d", gossip.ErrMalformed, n, len(msg))
+	at := len(codecMagic) + 5 + int(h)
+	p.hints = b[len(codecMagic)+5 : at]
+	n := uint64(binary.LittleEndian.Uint32(b[at:]))
+	if n > uint64(len(b)-at-4-ed25519.SignatureSize) {
+		return parsed{}, fmt.Errorf("%w: head of %d bytes in a %d-byte message", gossip.ErrMalformed, n, len(b))
 	}
-	p.body, p.sig = msg[head:head+n], msg[head+n:]
-	r := reader{b: p.body}
+	p.end = at + 4 + int(n) + ed25519.SignatureSize
+	p.rest = b[at:p.end]
+	p.head, p.sig = b[at+4:at+4+int(n)], b[at+4+int(n):p.end]
+	r := reader{b: p.head}
 	p.source = gossip.PeerID(r.bytes())
 	p.round = r.u64()
 	tier := privacy.Tier(r.byte())
 	p.scope = gossip.Membership{Tier: tier, Scope: string(r.bytes())}
-	p.payload = r.bytes()
+	p.plen = int(r.u32())
+	p.phash = r.take(sha256.Size)
 	if r.err != nil || len(r.b) != 0 {
-		return parsed{}, fmt.Errorf("%w: envelope body", gossip.ErrMalformed)
+		return parsed{}, fmt.Errorf("%w: envelope head", gossip.ErrMalformed)
 	}
 	if tier < privacy.Private || tier > privacy.Public {
 		return parsed{}, fmt.Errorf("%w: tier %d", gossip.ErrMalformed, tier)
 	}
+	if p.plen > MaxMessage-p.end {
+		return parsed{}, fmt.Errorf("%w: payload of %d bytes announced, limit %d", gossip.ErrTooLarge, p.plen, MaxMessage)
+	}
 	return p, nil
 }
 
-// Key implements gossip.Codec.
-func (c *Codec) Key(msg []byte) (gossip.ReleaseKey, error) {
+// Split cuts a whole message into its offer and body without checking
+// the signature: what a sender does, and all a forger needs.
+func (c *Codec) Split(msg []byte) (offer, body []byte, err error) {
 	p, err := parse(msg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return msg[:p.end:p.end], msg[p.end:], nil
+}
+
+// Key implements gossip.KeyReader.
+func (c *Codec) Key(offer []byte) (gossip.ReleaseKey, error) {
+	p, err := parse(offer)
 	if err != nil {
 		return gossip.ReleaseKey{}, err
 	}
 	return gossip.ReleaseKey{Source: p.source, Round: p.round, Scope: p.scope, Signature: string(p.sig)}, nil
 }
 
-// Unpack implements gossip.Codec. The digest is a hash of the signature:
-// Ed25519 signatures are deterministic and, as Go verifies them, not
-// malleable, so once verified the signature names the signed body.
+// verify checks the signature of a parsed offer. The digest is a hash of
+// the signature: Ed25519 signatures are deterministic and, as Go verifies
+// them, not malleable, so once verified the signature names the signed head.
+func (c *Codec) verify(p parsed, offer []byte, size int) (gossip.Envelope, error) {
+	pub, ok := c.Keys.get(p.source)
+	if !ok || !ed25519.Verify(pub, p.head, p.sig) {
+		return gossip.Envelope{}, fmt.Errorf("%w: claimed source %q", gossip.ErrSignature, p.source)
+	}
+	return gossip.Envelope{
+		Source: p.source, Round: p.round, Scope: p.scope, HopsLeft: p.hops, Digest: sha256.Sum256(p.sig),
+		Offer: offer, BodySize: p.plen, Size: size,
+	}, nil
+}
+
+// Unpack implements gossip.Codec.
 func (c *Codec) Unpack(msg []byte) (gossip.Envelope, error) {
 	p, err := parse(msg)
 	if err != nil {
 		return gossip.Envelope{}, err
 	}
-	pub, ok := c.Keys.get(p.source)
-	if !ok || !ed25519.Verify(pub, p.body, p.sig) {
-		return gossip.Envelope{}, fmt.Errorf("%w: claimed source %q", gossip.ErrSignature, p.source)
+	env, err := c.verify(p, msg[:p.end:p.end], len(msg))
+	if err != nil {
+		return gossip.Envelope{}, err
 	}
-	return gossip.Envelope{
-		Source: p.source, Round: p.round, Scope: p.scope,
-		HopsLeft: p.hops, Digest: sha256.Sum256(p.sig), Payload: p.payload, Size: len(msg),
-	}, nil
+	return c.WithBody(env, msg[p.end:])
+}
+
+// UnpackOffer implements gossip.Codec.
+func (c *Codec) UnpackOffer(offer []byte) (gossip.Envelope, error) {
+	p, err := parse(offer)
+	if err != nil {
+		return gossip.Envelope{}, err
+	}
+	if p.end != len(offer) {
+		return gossip.Envelope{}, fmt.Errorf("%w: %d bytes after the offer", gossip.ErrMalformed, len(offer)-p.end)
+	}
+	return c.verify(p, offer, len(offer)+p.plen)
+}
+
+// WithBody implements gossip.Codec.
+func (c *Codec) WithBody(env gossip.Envelope, body []byte) (gossip.Envelope, error) {
+	p, err := parse(env.Offer)
+	if err != nil {
+		return gossip.Envelope{}, err
+	}
+	if h := sha256.Sum256(body); len(body) != p.plen || string(h[:]) != string(p.phash) {
+		return gossip.Envelope{}, fmt.Errorf("%w: body of %d bytes is not the %d announced", gossip.ErrMalformed, len(body), p.plen)
+	}
+	env.Body = body
+	return env, nil
 }
 
 // Open implements gossip.Codec.
 func (c *Codec) Open(env gossip.Envelope) (*adapter.Update, error) {
-	payload := env.Payload
+	payload := env.Body
 	if sealed(env.Scope.Tier) {
 		key, ok := c.ScopeKeys[env.Scope]
 		if !ok {
@@ -218,19 +276,19 @@ func (c *Codec) Open(env gossip.Envelope) (*adapter.Update, error) {
 	return u, nil
 }
 
-// WithHops implements gossip.Codec.
-func (c *Codec) WithHops(msg []byte, hops int) ([]byte, error) {
-	if len(msg) <= len(codecMagic) || hops < 0 || hops > 255 {
+// OfferWithHops implements gossip.Codec.
+func (c *Codec) OfferWithHops(offer []byte, hops int) ([]byte, error) {
+	if len(offer) <= len(codecMagic) || hops < 0 || hops > 255 {
 		return nil, fmt.Errorf("%w: cannot set %d hops", gossip.ErrMalformed, hops)
 	}
-	out := slices.Clone(msg)
+	out := slices.Clone(offer)
 	out[len(codecMagic)] = byte(hops)
 	return out, nil
 }
 
 // Hints implements gossip.HolderHints.
-func (c *Codec) Hints(msg []byte) ([]gossip.PeerID, error) {
-	p, err := parse(msg)
+func (c *Codec) Hints(offer []byte) ([]gossip.PeerID, error) {
+	p, err := parse(offer)
 	if err != nil || len(p.hints) == 0 {
 		return nil, err
 	}
@@ -250,9 +308,10 @@ func (c *Codec) Hints(msg []byte) ([]gossip.PeerID, error) {
 	return out, nil
 }
 
-// WithHints implements gossip.HolderHints.
-func (c *Codec) WithHints(msg []byte, holders []gossip.PeerID) ([]byte, error) {
-	p, err := parse(msg)
+// WithHints implements gossip.HolderHints. It rewrites the offer that
+// opens b and keeps whatever follows it (a whole message's payload).
+func (c *Codec) WithHints(b []byte, holders []gossip.PeerID) ([]byte, error) {
+	p, err := parse(b)
 	if err != nil {
 		return nil, err
 	}
@@ -267,11 +326,12 @@ func (c *Codec) WithHints(msg []byte, holders []gossip.PeerID) ([]byte, error) {
 		hints = append(hints, byte(len(h)))
 		hints = append(hints, h...)
 	}
-	out := make([]byte, 0, len(codecMagic)+5+len(hints)+len(p.rest))
-	out = append(out, msg[:len(codecMagic)+1]...)
+	out := make([]byte, 0, len(codecMagic)+5+len(hints)+len(b)-len(codecMagic)-5-len(p.hints))
+	out = append(out, b[:len(codecMagic)+1]...)
 	out = binary.LittleEndian.AppendUint32(out, uint32(len(hints)))
 	out = append(out, hints...)
-	return append(out, p.rest...), nil
+	out = append(out, p.rest...)
+	return append(out, b[p.end:]...), nil
 }
 
 func appendBytes(b, v []byte) []byte {
@@ -313,6 +373,16 @@ func (r *reader) u64() uint64 {
 	}
 	v := binary.LittleEndian.Uint64(r.b)
 	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil || n > len(r.b) {
+		r.fail()
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
 	return v
 }
 

@@ -3,6 +3,7 @@ package sim
 import (
 	"crypto/ed25519"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/dafnet/daf/adapter"
@@ -44,16 +45,37 @@ func TestCodecRoundTrip(t *testing.T) {
 			got.Get("coarse", "a.lora_A.weight").Shape[1] != 3 || got.Meta.Node != "n1" || got.Meta.Tier != scope.Tier.String() {
 			t.Fatalf("decoded update %+v", got.Meta)
 		}
-		relayed, _ := c.WithHops(msg, 1)
-		env2, err := c.Unpack(relayed)
-		if err != nil || env2.Digest != env.Digest || env2.HopsLeft != 1 {
-			t.Fatalf("hop change broke the envelope: %v", err)
+		// The offer alone verifies and names the same release; the body
+		// joins it only if it is the announced one.
+		offer, body, err := c.Split(msg)
+		if err != nil || !slices.Equal(offer, env.Offer) || !slices.Equal(body, env.Body) {
+			t.Fatalf("split: %v", err)
 		}
-		// Any change to the signed body is caught.
+		oenv, err := c.UnpackOffer(offer)
+		if err != nil || oenv.Digest != env.Digest || oenv.Size != len(msg) || oenv.BodySize != len(body) || oenv.Body != nil {
+			t.Fatalf("offer envelope %+v, err %v", oenv, err)
+		}
+		if full, err := c.WithBody(oenv, body); err != nil || !slices.Equal(full.Body, body) {
+			t.Fatalf("body of the offer: %v", err)
+		}
+		changed := slices.Clone(body)
+		changed[len(changed)-1] ^= 1
+		if _, err := c.WithBody(oenv, changed); !errors.Is(err, gossip.ErrMalformed) {
+			t.Fatalf("changed body: err = %v, want ErrMalformed", err)
+		}
+		if _, err := c.UnpackOffer(msg); !errors.Is(err, gossip.ErrMalformed) {
+			t.Fatalf("a whole message as an offer: err = %v", err)
+		}
+		relayed, _ := c.OfferWithHops(offer, 1)
+		env2, err := c.UnpackOffer(relayed)
+		if err != nil || env2.Digest != env.Digest || env2.HopsLeft != 1 {
+			t.Fatalf("hop change broke the offer: %v", err)
+		}
+		// Any change to the signed head is caught.
 		bad := append([]byte(nil), msg...)
 		bad[len(codecMagic)+9+10] ^= 1
 		if _, err := c.Unpack(bad); !errors.Is(err, gossip.ErrSignature) && !errors.Is(err, gossip.ErrMalformed) {
-			t.Fatalf("flipped body bit: err = %v", err)
+			t.Fatalf("flipped head bit: err = %v", err)
 		}
 	}
 }

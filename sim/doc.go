@@ -6,6 +6,14 @@
 // signing and sealing Codec, a Store, a norm-based Byzantine filter, a
 // synthetic trainer and a sample-weighted aggregator.
 //
+// The Cluster carries deltas as the daemon's stream protocol does: an offer
+// reaches the receiver one latency after it is sent, the receiver's round
+// machine rules on it, and a body it asks for arrives one latency (the
+// answer) plus one latency and its transfer time later. A release already
+// held costs the offer only; an offer of a release whose body is on its
+// way from another peer waits for that transfer, as the daemon's handler
+// does.
+//
 // Scenario scripts in testdata/ drive a Cluster (dropouts, stragglers,
 // partitions, Byzantine and forging nodes, restarts) and compare its log
 // with the golden output below each command; go test ./sim -rewrite

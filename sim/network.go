@@ -44,6 +44,7 @@ type Endpoint struct {
 	self     gossip.PeerID
 	mu       sync.RWMutex
 	handlers map[string]func(from gossip.PeerID, msg []byte) error
+	offered  map[string]gossip.OfferHandler
 }
 
 var _ gossip.Transport = (*Endpoint)(nil)
@@ -52,7 +53,7 @@ var _ gossip.Transport = (*Endpoint)(nil)
 func (n *Network) Join(id gossip.PeerID) *Endpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	ep := &Endpoint{net: n, self: id, handlers: map[string]func(gossip.PeerID, []byte) error{}}
+	ep := &Endpoint{net: n, self: id, handlers: map[string]func(gossip.PeerID, []byte) error{}, offered: map[string]gossip.OfferHandler{}}
 	n.endpoints[id] = ep
 	delete(n.down, id)
 	return ep
@@ -138,16 +139,10 @@ func (e *Endpoint) Send(ctx context.Context, to gossip.PeerID, proto string, msg
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	n := e.net
-	n.mu.Lock()
-	if !n.reachable(e.self, to) {
-		n.mu.Unlock()
-		return fmt.Errorf("send %s to %s: %w", proto, to, ErrUnreachable)
+	dst, err := e.deliver(to, proto, len(msg))
+	if err != nil {
+		return err
 	}
-	dst := n.endpoints[to]
-	n.sent[e.self] += uint64(len(msg))
-	n.received[to] += uint64(len(msg))
-	n.mu.Unlock()
 
 	dst.mu.RLock()
 	h := dst.handlers[proto]
@@ -156,7 +151,78 @@ func (e *Endpoint) Send(ctx context.Context, to gossip.PeerID, proto string, msg
 		return fmt.Errorf("send to %s: %w: protocol %s not supported", to, gossip.ErrRefused, proto)
 	}
 	if err := h(e.self, slices.Clone(msg)); err != nil {
-		return fmt.Errorf("send %s to %s: %w: %w", proto, to, gossip.ErrRefused, err)
+		return fmt.Errorf("send %s to %s: %w", proto, to, gossip.ParseRefusal(gossip.RefusalReason(err)))
+	}
+	return nil
+}
+
+// deliver finds the endpoint of a reachable peer and counts size bytes
+// from e to it.
+func (e *Endpoint) deliver(to gossip.PeerID, proto string, size int) (*Endpoint, error) {
+	n := e.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.reachable(e.self, to) {
+		return nil, fmt.Errorf("send %s to %s: %w", proto, to, ErrUnreachable)
+	}
+	n.sent[e.self] += uint64(size)
+	n.received[to] += uint64(size)
+	return n.endpoints[to], nil
+}
+
+// HandleOffered implements gossip.Transport.
+func (e *Endpoint) HandleOffered(proto string, h gossip.OfferHandler) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.offered[proto] = h
+}
+
+// SendOffered implements gossip.Transport as the libp2p host does: the
+// offer is delivered, and the body only if the receiver's handler fetches
+// it with the announced size (a body of another size fails the fetch, as
+// a frame of the wrong length does on a stream). Only what is delivered
+// counts as sent.
+func (e *Endpoint) SendOffered(ctx context.Context, to gossip.PeerID, proto string, offer, body []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	dst, err := e.deliver(to, proto, len(offer))
+	if err != nil {
+		return err
+	}
+	dst.mu.RLock()
+	h := dst.offered[proto]
+	dst.mu.RUnlock()
+	if h == nil {
+		return fmt.Errorf("send to %s: %w: protocol %s not supported", to, gossip.ErrRefused, proto)
+	}
+	fetched := false
+	var fetchErr error
+	fetch := func(size int) ([]byte, error) {
+		if fetched {
+			return nil, fmt.Errorf("sim: body of %s fetched twice", proto)
+		}
+		fetched = true
+		if size != len(body) {
+			fetchErr = fmt.Errorf("sim: body of %d bytes, the receiver expects %d", len(body), size)
+			return nil, fetchErr
+		}
+		if err := ctx.Err(); err != nil {
+			fetchErr = err
+			return nil, err
+		}
+		if _, err := e.deliver(to, proto, len(body)); err != nil {
+			fetchErr = err
+			return nil, err
+		}
+		return slices.Clone(body), nil
+	}
+	herr := h(e.self, slices.Clone(offer), fetch)
+	if fetchErr != nil {
+		return fmt.Errorf("send %s to %s: %w", proto, to, fetchErr)
+	}
+	if herr != nil {
+		return fmt.Errorf("send %s to %s: %w", proto, to, gossip.ParseRefusal(gossip.RefusalReason(herr)))
 	}
 	return nil
 }

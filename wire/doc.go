@@ -1,6 +1,6 @@
 // Package wire is DAF's message layer: the signed, versioned envelope that
 // carries one update from its source through relays, its hard size limits,
-// the replay guard, and the framing of the /daf/delta/1, /daf/keys/1 and
+// the replay guard, and the framing of the /daf/delta/2, /daf/keys/1 and
 // /daf/peers/1 stream protocols. docs/PROTOCOL.md is the specification; this
 // package is its reference implementation.
 //
@@ -22,13 +22,18 @@
 // # How it is driven
 //
 // A sender builds an Envelope (payload already compressed and, for Group and
-// Tenant, sealed with the scope key over SealAD), calls Sign, and writes it
-// with WriteEnvelope on a /daf/delta/1 stream. A receiver calls ReadEnvelope
-// (limits checked before allocation), Verify (signature, before any
-// decryption or decoding of the payload), then ReplayGuard.Check with its
-// current round, then opens and decodes the payload, and answers with a
-// Reply whose Status (StatusOf maps this package's errors) is also the
-// metric label. A relay increments Hops and forwards the envelope unchanged
+// Tenant, sealed with the scope key over SealAD) and calls Sign. On a
+// /daf/delta/2 stream it first sends the envelope's Offer (NewOffer: the
+// header and the payload's SHA-256). The receiver decodes it with
+// UnmarshalOffer (limits, the announced size included, checked before
+// anything is allocated), checks VerifyOffer (the envelope's signature,
+// before a byte of the payload is sent) and whether it already holds the
+// release, and either refuses (a duplicate, say) or asks for the payload;
+// the payload must then pass Offer.Matches (length and hash) before it is
+// opened and decoded. The answer is a Reply whose Status (StatusOf maps
+// this package's errors) is also the metric label. Whole envelopes
+// (Marshal, Unmarshal, Verify, ReadEnvelope) remain the unit that is
+// signed, stored and fuzzed. A relay increments Hops and forwards the envelope unchanged
 // otherwise, without re-signing. /daf/keys/1 carries KeysRequest and
 // /daf/peers/1 a peer list, one message per stream, each answered by a Reply.
 //

@@ -116,6 +116,13 @@ func (e *Envelope) MarshalWithin(lim Limits) ([]byte, error) {
 		return nil, err
 	}
 	b := make([]byte, 0, e.Size())
+	b = appendHeader(b, e, uint32(len(e.Payload)))
+	return append(b, e.Payload...), nil
+}
+
+// appendHeader appends everything of e before the payload, with payloadLen
+// as the payload length.
+func appendHeader(b []byte, e *Envelope, payloadLen uint32) []byte {
 	b = append(b, magic[:]...)
 	b = append(b, e.Version, e.Tier, e.Hops, byte(len(e.FederationID)))
 	b = append(b, e.FederationID...)
@@ -124,9 +131,8 @@ func (e *Envelope) MarshalWithin(lim Limits) ([]byte, error) {
 	b = append(b, byte(len(e.Scope)))
 	b = append(b, e.Scope...)
 	b = binary.BigEndian.AppendUint32(b, e.KeyEpoch)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Payload)))
-	b = append(b, e.Signature...)
-	return append(b, e.Payload...), nil
+	b = binary.BigEndian.AppendUint32(b, payloadLen)
+	return append(b, e.Signature...)
 }
 
 // Unmarshal decodes an envelope, checking every length against lim before
@@ -145,14 +151,30 @@ func Unmarshal(b []byte, lim Limits) (*Envelope, error) {
 	if len(b) < fixedHeader {
 		return nil, fmt.Errorf("%w: %d bytes is shorter than the smallest header (%d)", ErrMalformed, len(b), fixedHeader)
 	}
-	e := &Envelope{Version: b[4], Tier: b[5], Hops: b[6]}
+	e := &Envelope{}
+	p, payloadLen, err := parseHeader(b, e)
+	if err != nil {
+		return nil, err
+	}
+	if rest := uint64(len(b) - p); payloadLen != rest {
+		return nil, fmt.Errorf("%w: header says %d payload bytes, %d follow", ErrMalformed, payloadLen, rest)
+	}
+	e.Payload = b[p:len(b):len(b)]
+	return e, nil
+}
+
+// parseHeader decodes the header that opens b (magic and version already
+// checked, len(b) >= fixedHeader) into e, and returns where it ends and the
+// payload length it announces. Source and Signature alias b.
+func parseHeader(b []byte, e *Envelope) (int, uint64, error) {
+	e.Version, e.Tier, e.Hops = b[4], b[5], b[6]
 	p := 7
 	fedLen := int(b[p])
 	p++
 	// Both names are at most 255 bytes, so one check covers the fixed part
 	// that follows the federation id up to the scope length byte.
 	if len(b) < p+fedLen+ed25519.PublicKeySize+8+1 {
-		return nil, fmt.Errorf("%w: truncated in federation id or source", ErrMalformed)
+		return 0, 0, fmt.Errorf("%w: truncated in federation id or source", ErrMalformed)
 	}
 	e.FederationID = string(b[p : p+fedLen])
 	p += fedLen
@@ -163,7 +185,7 @@ func Unmarshal(b []byte, lim Limits) (*Envelope, error) {
 	scopeLen := int(b[p])
 	p++
 	if len(b) < p+scopeLen+4+4+ed25519.SignatureSize {
-		return nil, fmt.Errorf("%w: truncated in scope, key epoch or signature", ErrMalformed)
+		return 0, 0, fmt.Errorf("%w: truncated in scope, key epoch or signature", ErrMalformed)
 	}
 	e.Scope = string(b[p : p+scopeLen])
 	p += scopeLen
@@ -173,14 +195,10 @@ func Unmarshal(b []byte, lim Limits) (*Envelope, error) {
 	p += 4
 	e.Signature = b[p : p+ed25519.SignatureSize : p+ed25519.SignatureSize]
 	p += ed25519.SignatureSize
-	if rest := uint64(len(b) - p); payloadLen != rest {
-		return nil, fmt.Errorf("%w: header says %d payload bytes, %d follow", ErrMalformed, payloadLen, rest)
-	}
-	e.Payload = b[p:len(b):len(b)]
 	if err := checkTier(e.Tier, e.Scope, e.KeyEpoch); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	return e, nil
+	return p, payloadLen, nil
 }
 
 // PayloadHash is SHA-256 of the payload: what the signature covers in place
@@ -192,6 +210,10 @@ func (e *Envelope) PayloadHash() [32]byte { return sha256.Sum256(e.Payload) }
 // its length and SHA-256. Hashing the payload lets a reader verify while
 // streaming it and keeps the signed message small.
 func (e *Envelope) SigningBytes() []byte {
+	return signingBytes(e, uint32(len(e.Payload)), e.PayloadHash())
+}
+
+func signingBytes(e *Envelope, payloadLen uint32, payloadHash [32]byte) []byte {
 	b := make([]byte, 0, len(signingDomain)+MaxHeader+32)
 	b = append(b, signingDomain...)
 	b = append(b, e.Version, e.Tier, byte(len(e.FederationID)))
@@ -201,9 +223,8 @@ func (e *Envelope) SigningBytes() []byte {
 	b = append(b, byte(len(e.Scope)))
 	b = append(b, e.Scope...)
 	b = binary.BigEndian.AppendUint32(b, e.KeyEpoch)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(e.Payload)))
-	h := e.PayloadHash()
-	return append(b, h[:]...)
+	b = binary.BigEndian.AppendUint32(b, payloadLen)
+	return append(b, payloadHash[:]...)
 }
 
 // TierName is the envelope's tier as spelled in federation.toml.

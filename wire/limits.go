@@ -9,7 +9,8 @@ const DefaultMaxEnvelope = 64 << 20
 // before any buffer of that length is allocated.
 type Limits struct {
 	// MaxEnvelope is the largest encoded envelope (header, signature and
-	// payload) in bytes. It is also the largest /daf/delta/1 frame.
+	// payload) in bytes. It also bounds the payload frame of /daf/delta/2
+	// (an offer announcing more is refused before the payload is sent).
 	MaxEnvelope int
 	// MaxControlFrame is the largest /daf/keys/1 or /daf/peers/1 frame.
 	MaxControlFrame int

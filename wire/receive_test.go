@@ -9,7 +9,7 @@ import (
 	"github.com/dafnet/daf/seal"
 )
 
-// receive is the authentication part of the /daf/delta/1 receive path:
+// receive is the authentication part of the delta receive path (whole envelope):
 // decode, verify, replay check.
 func receive(g *ReplayGuard, b []byte, current uint64) (*Envelope, error) {
 	e, err := Unmarshal(b, DefaultLimits())

@@ -7,9 +7,10 @@ import (
 	"io"
 )
 
-// Stream protocol IDs (libp2p protocol strings).
+// Stream protocol IDs (libp2p protocol strings). The delta protocol is at
+// version 2: an Offer first, the payload only when the receiver asks for it.
 const (
-	ProtocolDelta = "/daf/delta/1"
+	ProtocolDelta = "/daf/delta/2"
 	ProtocolKeys  = "/daf/keys/1"
 	ProtocolPeers = "/daf/peers/1"
 )
@@ -74,7 +75,8 @@ func ReadFrameBody(r io.Reader, n uint64) ([]byte, error) {
 	return buf, nil
 }
 
-// WriteEnvelope writes e as one /daf/delta/1 frame.
+// WriteEnvelope writes e as one frame (the whole envelope at once, as in
+// the delta protocol's first version; tests and tools).
 func WriteEnvelope(w io.Writer, e *Envelope, lim Limits) error {
 	b, err := e.MarshalWithin(lim)
 	if err != nil {
@@ -83,7 +85,7 @@ func WriteEnvelope(w io.Writer, e *Envelope, lim Limits) error {
 	return WriteFrame(w, b)
 }
 
-// ReadEnvelope reads one /daf/delta/1 frame and decodes it. It does not
+// ReadEnvelope reads one frame written by WriteEnvelope and decodes it. It does not
 // verify the signature.
 func ReadEnvelope(r io.Reader, lim Limits) (*Envelope, error) {
 	b, err := ReadFrame(r, lim.MaxEnvelope)
