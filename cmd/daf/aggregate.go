@@ -78,8 +78,11 @@ files (daf.kind=adapter), or deltas with --base.
 
 Input files are mapped into memory read-only rather than copied. Replacing an
 input by a rename while the command runs is safe (the output may even replace
-an input); truncating or rewriting one in place is not: the command may then
-fail, or read the new bytes.`,
+an input). Truncating one in place stops the command with exit 2 naming the
+file. Rewriting one in place is not safe: values are checked once, when the
+file is read, and the aggregation then uses whatever bytes are there when it
+reaches them; a NaN written after the check fails the output check of a mean
+but can be lost by median and trimmed mean, leaving a finite wrong value.`,
 		Example: "  daf aggregate --strategy trimmed_mean --trim-fraction 0.2 -o agg.safetensors n1.safetensors n2.safetensors n3.safetensors\n" +
 			"  daf aggregate --strategy daf --config federation.toml -o agg.safetensors updates/*.safetensors --json\n" +
 			"  daf aggregate --strategy weighted_average --lora-mode svd --rank 8 -o merged.safetensors ./adapter1 ./adapter2",
