@@ -105,7 +105,7 @@ but can be lost by median and trimmed mean, leaving a finite wrong value.`,
 	fl.StringVar(&f.metric, "metric", "perplexity_improvement", "quality_weighted metric: perplexity_improvement, task_accuracy or composite")
 	fl.StringVar(&f.task, "task", "", "task whose accuracy task_accuracy/composite use (default: the mean over reported tasks)")
 	fl.StringVar(&f.loraMode, "lora-mode", "factor", "LoRA mode: factor, exact or svd")
-	fl.IntVar(&f.rank, "rank", 0, "svd: target rank (default: the largest input rank)")
+	fl.IntVar(&f.rank, "rank", 0, "svd: target rank, at most min(out, in) of the largest module (default: the largest input rank)")
 	fl.StringVar(&f.base, "base", "", "base adapter added to delta inputs so that products can be formed")
 	fl.StringVarP(&f.out, "output", "o", "", "output update file (required)")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object on stdout")
