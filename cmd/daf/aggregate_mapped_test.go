@@ -167,7 +167,7 @@ func TestAggregateInputTruncatedAfterReadingIsAnError(t *testing.T) {
 		t.Skip("files are not mapped on this platform")
 	}
 	for _, n := range []int{5, 1 << 20} {
-		for _, strategy := range aggregate.Strategies() {
+		for _, strategy := range append(aggregate.Strategies(), aggregate.EngineStrategy) {
 			t.Run(fmt.Sprintf("%s/%d", strategy, n), func(t *testing.T) {
 				dir := t.TempDir()
 				var inputs []string
@@ -199,6 +199,36 @@ func TestAggregateInputTruncatedAfterReadingIsAnError(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// A --base truncated after it was read faults where it is added to the
+// deltas, on the reading goroutines: that too is exit 2 naming the base.
+func TestAggregateBaseTruncatedAfterReadingIsAnError(t *testing.T) {
+	if !adapterMaps(t) {
+		t.Skip("files are not mapped on this platform")
+	}
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 5))
+	var deltas []string
+	for i := range 3 {
+		deltas = append(deltas, writeLoRAUpdate(t, dir, fmt.Sprintf("d%d", i), adapter.KindDelta, rng))
+	}
+	base := writeLoRAUpdate(t, dir, "base", adapter.KindAdapter, rng)
+	readInput = func(path string) (*adapter.Update, *adapter.Mapping, error) {
+		u, m, err := adapter.ReadFileMapped(path)
+		if err == nil && path == base {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Error(err)
+			}
+		}
+		return u, m, err
+	}
+	defer func() { readInput = adapter.ReadFileMapped }()
+	args := append([]string{"aggregate", "--strategy", "weighted_average", "--lora-mode", "exact", "--base", base, "-o", filepath.Join(dir, "o.safetensors")}, deltas...)
+	code, stderr := runCLIStderr(t, args...)
+	if code != exitInput || !strings.Contains(stderr, base) || !strings.Contains(stderr, "shrank") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 naming %s", code, stderr, base)
 	}
 }
 
