@@ -42,8 +42,8 @@ type Mapping struct {
 // inode intact, but a file truncated in place while mapped makes the pages
 // past its new end raise SIGBUS: during ReadFileMapped (header, finite
 // check) that becomes an ErrCorrupt error naming the file, afterwards it
-// crashes the process; a file rewritten in place changes the values under
-// the reader. Callers that cannot rule that out, such as a daemon reading
+// crashes the process unless the values are read under Guard; a file
+// rewritten in place changes the values under the reader. Callers that cannot rule that out, such as a daemon reading
 // files others drop, should use ReadFile.
 func ReadFileMapped(path string) (*Update, *Mapping, error) {
 	st, err := os.Stat(path)
@@ -159,7 +159,7 @@ func (m *Mapping) guard(fn func()) (err error) {
 			return
 		}
 		if f, ok := r.(interface{ Addr() uintptr }); ok && m.contains(f.Addr()) {
-			err = fmt.Errorf("%s: the file shrank while it was being read: %w", m.path, ErrCorrupt)
+			err = m.shrank()
 			return
 		}
 		panic(r)
@@ -168,15 +168,49 @@ func (m *Mapping) guard(fn func()) (err error) {
 	return nil
 }
 
-// contains reports whether addr lies in the mapped pages. The range is
-// widened to whole pages: some machines (s390x) report a fault by the
-// address of its page.
+// Guard runs fn, which may read tensors aliasing any of ms, and turns a
+// memory fault on one of those mappings into an ErrCorrupt error naming
+// its file, as ReadFileMapped does while it reads. It covers the calling
+// goroutine only: goroutines fn starts must set debug.SetPanicOnFault
+// themselves and hand a fault's panic back to this one (the aggregate
+// package's workers do). Any other panic is re-raised. Nil mappings and
+// copies are ignored.
+func Guard(ms []*Mapping, fn func()) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if f, ok := r.(interface{ Addr() uintptr }); ok {
+			for _, m := range ms {
+				if m.Mapped() && m.contains(f.Addr()) {
+					err = m.shrank()
+					return
+				}
+			}
+		}
+		panic(r)
+	}()
+	fn()
+	return nil
+}
+
+func (m *Mapping) shrank() error {
+	return fmt.Errorf("%s: the file shrank while it was being read: %w", m.path, ErrCorrupt)
+}
+
+// contains reports whether addr lies in the mapped bytes. The start is
+// rounded down to its page, as some machines (s390x) report a fault by the
+// address of its page; the end is not rounded up, so that a fault on a
+// small file mapped just after this one is not taken for this one's.
 func (m *Mapping) contains(addr uintptr) bool {
 	if len(m.data) == 0 {
 		return false
 	}
 	page := uintptr(os.Getpagesize())
-	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) &^ (page - 1)
-	end := uintptr(unsafe.Pointer(unsafe.SliceData(m.data))) + uintptr(len(m.data))
-	return addr >= base && addr-base < end-base+page-1
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(m.data)))
+	base := start &^ (page - 1)
+	end := start + uintptr(len(m.data))
+	return addr >= base && addr < end
 }

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // bigUpdateFile writes an update of two tensors of n values each.
@@ -101,5 +102,27 @@ func TestMappedReaderRefusesAFIFO(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("ReadFileMapped blocked on a FIFO")
+	}
+}
+
+// A fault is attributed to a mapping only if it lies in that mapping's
+// pages: small files mapped next to each other must not claim each other's
+// faults (the guard over many inputs would name the wrong file).
+func TestMappingContainsNotTheNextPage(t *testing.T) {
+	page := os.Getpagesize()
+	_, m, err := ReadFileMapped(bigUpdateFile(t, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !m.Mapped() {
+		t.Skip("not mapped")
+	}
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(m.data)))
+	if !m.contains(base) || !m.contains(base+uintptr(len(m.data))-1) {
+		t.Fatal("the mapping does not contain its own bytes")
+	}
+	if m.contains(base + uintptr(page)) {
+		t.Fatalf("a %d-byte mapping claims the page after it", len(m.data))
 	}
 }

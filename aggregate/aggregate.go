@@ -64,6 +64,9 @@ func aggregateGroups(updates []*adapter.Update, strategyOf func(group string) st
 	if err := checkUpdates(updates, opts.workers(), !opts.InputsFinite); err != nil {
 		return nil, nil, err
 	}
+	if err := checkSampleTotal(updates); err != nil {
+		return nil, nil, err
+	}
 	product := opts.LoRAMode != Factor
 	if product {
 		for i, u := range updates {
@@ -258,6 +261,21 @@ func annotate(out *adapter.Update, rep *Report, updates []*adapter.Update) error
 	}
 	if out.Meta.Extra[MetaLoRAMode] != Factor.String() {
 		out.Meta.Extra[MetaSVDError] = strconv.FormatFloat(rep.SVDRelError, 'g', 6, 64)
+	}
+	return nil
+}
+
+// checkSampleTotal refuses sample counts whose sum overflows: each is a
+// finite number, but the aggregate records their sum as its daf.samples,
+// and +Inf is no sample count (no writer accepts it). Refused here, the
+// error comes before the work rather than from writing the result.
+func checkSampleTotal(updates []*adapter.Update) error {
+	var total float64
+	for _, u := range updates {
+		total += u.Meta.Samples
+	}
+	if math.IsInf(total, 0) {
+		return fmt.Errorf("%w: the daf.samples of the %d updates sum to %v", ErrBadOption, len(updates), total)
 	}
 	return nil
 }

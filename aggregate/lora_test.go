@@ -319,3 +319,26 @@ func TestProductModeSingleUpdateNeedsPairs(t *testing.T) {
 		t.Fatalf("factor mode needs no pairs: %v", err)
 	}
 }
+
+// An svd rank above what any module of the group can have (min(out, in)
+// of its largest module) only pads every factor with zeros; a typo such
+// as --rank 100000000 would allocate out·rank values per module and run
+// out of memory. It is refused as a bad option naming the group and the
+// bound, before anything is allocated; the bound itself is allowed (the
+// smaller module is padded, so that every module has the one rank).
+func TestSVDRankAboveEveryModuleIsRefused(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	us := []*adapter.Update{loraUpdate("a", 2, 0, rng), loraUpdate("b", 3, 0, rng), loraUpdate("c", 2, 0, rng)}
+	for _, s := range []string{"weighted_average", "median", "krum"} {
+		got, err := Aggregate(s, us, Options{LoRAMode: SVD, Rank: 9}) // 12×9 and 7×15: bound 9
+		if err != nil || got.Meta.Rank != 9 {
+			t.Fatalf("%s rank 9: %v", s, err)
+		}
+		for _, rank := range []int{10, 1 << 40} {
+			_, err := Aggregate(s, us, Options{LoRAMode: SVD, Rank: rank})
+			if !contains(err, ErrBadOption, "domain", fmt.Sprint(rank), "9") {
+				t.Fatalf("%s rank %d: %v, want ErrBadOption naming group domain and the bound 9", s, rank, err)
+			}
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 )
@@ -36,12 +37,32 @@ func runSpans(spans []span, workers int, fn func(w int, s span)) {
 		}
 		return
 	}
+	// The inputs may alias mapped files (adapter.ReadFileMapped), whose
+	// pages fault when a file shrinks. The caller may guard against that
+	// (adapter.Guard); the workers then fault the same way, and hand the
+	// first panic back so that the caller's guard sees it instead of a
+	// worker's fault crashing the process.
+	faultPanics := debug.SetPanicOnFault(false)
+	debug.SetPanicOnFault(faultPanics)
+	var workerPanic atomic.Pointer[any]
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
+			debug.SetPanicOnFault(faultPanics)
+			defer func() {
+				r := recover()
+				if r == nil {
+					return
+				}
+				if _, fault := r.(interface{ Addr() uintptr }); !fault {
+					panic(r) // a bug: crash here, with this worker's stack
+				}
+				workerPanic.CompareAndSwap(nil, &r)
+				next.Store(int64(len(spans))) // the others stop at their next span
+			}()
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(spans) {
@@ -52,6 +73,9 @@ func runSpans(spans []span, workers int, fn func(w int, s span)) {
 		}(w)
 	}
 	wg.Wait()
+	if r := workerPanic.Load(); r != nil {
+		panic(*r)
+	}
 }
 
 // effectiveWorkers never starts more goroutines than there are spans.

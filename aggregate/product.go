@@ -176,6 +176,9 @@ func aggregateProduct(spec strategySpec, group string, keys []string, ms []membe
 			return nil, err
 		}
 	}
+	if err := checkSVDRank(group, items, outs, ins, opts); err != nil {
+		return nil, err
+	}
 	plainXs := elementInputs(plain, ms, ms[0].u)
 	var plainRef [][]float32
 	if ref != nil {
@@ -265,6 +268,30 @@ func aggregateProduct(spec strategySpec, group string, keys []string, ms []membe
 		res.store(i, mod, lr, outs[i], ins[i])
 	}
 	return res, nil
+}
+
+// checkSVDRank refuses an svd rank that no module of the group can have:
+// above the largest min(out, in) and the largest input rank, every
+// module's factors would only be padded with zeros, out·rank + rank·in
+// values each (a mistyped --rank of 10⁸ runs out of memory). A rank up to
+// that bound is kept, smaller modules padded, so that the adapter has one
+// rank.
+func checkSVDRank(group string, items [][]loraFactors, outs, ins []int, opts Options) error {
+	if opts.LoRAMode != SVD || opts.Rank == 0 || len(items) == 0 {
+		return nil
+	}
+	bound := 0
+	for i, fs := range items {
+		bound = max(bound, min(outs[i], ins[i]))
+		for _, f := range fs {
+			bound = max(bound, f.rank)
+		}
+	}
+	if opts.Rank > bound {
+		return fmt.Errorf("%w: svd rank %d exceeds %d, the largest rank a LoRA module of group %s can use (min(out, in) of its largest module, or its largest input rank)",
+			ErrBadOption, opts.Rank, bound, group)
+	}
+	return nil
 }
 
 func (res *productGroup) store(i int, mod loraModule, lr lowRank, out, in int) {

@@ -78,8 +78,11 @@ files (daf.kind=adapter), or deltas with --base.
 
 Input files are mapped into memory read-only rather than copied. Replacing an
 input by a rename while the command runs is safe (the output may even replace
-an input); truncating or rewriting one in place is not: the command may then
-fail, or read the new bytes.`,
+an input). Truncating one in place stops the command with exit 2 naming the
+file. Rewriting one in place is not safe: values are checked once, when the
+file is read, and the aggregation then uses whatever bytes are there when it
+reaches them; a NaN written after the check fails the output check of a mean
+but can be lost by median and trimmed mean, leaving a finite wrong value.`,
 		Example: "  daf aggregate --strategy trimmed_mean --trim-fraction 0.2 -o agg.safetensors n1.safetensors n2.safetensors n3.safetensors\n" +
 			"  daf aggregate --strategy daf --config federation.toml -o agg.safetensors updates/*.safetensors --json\n" +
 			"  daf aggregate --strategy weighted_average --lora-mode svd --rank 8 -o merged.safetensors ./adapter1 ./adapter2",
@@ -102,7 +105,7 @@ fail, or read the new bytes.`,
 	fl.StringVar(&f.metric, "metric", "perplexity_improvement", "quality_weighted metric: perplexity_improvement, task_accuracy or composite")
 	fl.StringVar(&f.task, "task", "", "task whose accuracy task_accuracy/composite use (default: the mean over reported tasks)")
 	fl.StringVar(&f.loraMode, "lora-mode", "factor", "LoRA mode: factor, exact or svd")
-	fl.IntVar(&f.rank, "rank", 0, "svd: target rank (default: the largest input rank)")
+	fl.IntVar(&f.rank, "rank", 0, "svd: target rank, at most min(out, in) of the largest module (default: the largest input rank)")
 	fl.StringVar(&f.base, "base", "", "base adapter added to delta inputs so that products can be formed")
 	fl.StringVarP(&f.out, "output", "o", "", "output update file (required)")
 	fl.BoolVar(&f.asJSON, "json", false, "print one JSON object on stdout")
@@ -180,23 +183,17 @@ func runAggregate(cmd *cobra.Command, f aggregateFlags, inputs []string) error {
 
 	var out *adapter.Update
 	var rep *aggregate.Report
-	if f.strategy == aggregate.EngineStrategy {
-		ecfg := aggregate.EngineConfigFromConfig(cfg)
-		ecfg.Options = mergeEngineOptions(ecfg.Options, opts, cmd)
-		eng, err := aggregate.NewEngine(ecfg)
-		if err != nil {
-			return badInput(err)
-		}
-		res, err := eng.Aggregate(updates)
-		if err != nil {
-			return badInput(err)
-		}
-		out, rep = res.Update, res.Report
-		summary.Filtered, summary.Dropped = res.Filtered, res.Dropped
-	} else {
-		if out, rep, err = aggregate.AggregateReport(f.strategy, updates, opts); err != nil {
-			return badInput(err)
-		}
+	// An input truncated in place since it was read would make its pages
+	// fault with SIGBUS; under the guard that is an input error naming the
+	// file instead of a crash.
+	var aggErr error
+	if gerr := adapter.Guard(mappings, func() {
+		out, rep, summary.Filtered, summary.Dropped, aggErr = aggregateInputs(cmd, f, cfg, opts, updates)
+	}); gerr != nil {
+		return badInput(gerr)
+	}
+	if aggErr != nil {
+		return aggErr
 	}
 	if err := adapter.WriteFile(f.out, out); err != nil {
 		return fmt.Errorf("writing %s: %w", f.out, err)
@@ -228,6 +225,28 @@ func mergeEngineOptions(fromConfig, flags aggregate.Options, cmd *cobra.Command)
 	return o
 }
 
+// aggregateInputs runs the engine (--strategy daf) or the named strategy
+// on the inputs; errors are input errors (exit 2).
+func aggregateInputs(cmd *cobra.Command, f aggregateFlags, cfg config.Config, opts aggregate.Options, updates []*adapter.Update) (out *adapter.Update, rep *aggregate.Report, filtered, dropped []string, err error) {
+	if f.strategy == aggregate.EngineStrategy {
+		ecfg := aggregate.EngineConfigFromConfig(cfg)
+		ecfg.Options = mergeEngineOptions(ecfg.Options, opts, cmd)
+		eng, err := aggregate.NewEngine(ecfg)
+		if err != nil {
+			return nil, nil, nil, nil, badInput(err)
+		}
+		res, err := eng.Aggregate(updates)
+		if err != nil {
+			return nil, nil, nil, nil, badInput(err)
+		}
+		return res.Update, res.Report, res.Filtered, res.Dropped, nil
+	}
+	if out, rep, err = aggregate.AggregateReport(f.strategy, updates, opts); err != nil {
+		return nil, nil, nil, nil, badInput(err)
+	}
+	return out, rep, nil, nil, nil
+}
+
 func isStrategy(name string) bool {
 	for _, s := range aggregate.Strategies() {
 		if s == name {
@@ -249,14 +268,14 @@ var readInput = adapter.ReadFileMapped
 // aggregate is written, also on error.
 func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapter.Mapping, error) {
 	var base *adapter.Update
+	var baseMap *adapter.Mapping
 	var mappings []*adapter.Mapping
 	if basePath != "" {
-		var m *adapter.Mapping
 		var err error
-		if base, m, err = readInput(basePath); err != nil {
+		if base, baseMap, err = readInput(basePath); err != nil {
 			return nil, nil, badInput(fmt.Errorf("--base %s: %w", basePath, err))
 		}
-		mappings = append(mappings, m)
+		mappings = append(mappings, baseMap)
 	}
 	// Files are read concurrently, so that mapping them, faulting their
 	// pages in and checking their values keep every core busy; errors are
@@ -271,7 +290,7 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapte
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				updates[i], inputMaps[i], errs[i] = readUpdate(inputs[i], base, basePath)
+				updates[i], inputMaps[i], errs[i] = readUpdate(inputs[i], base, basePath, baseMap)
 			}
 		}()
 	}
@@ -289,7 +308,7 @@ func readUpdates(inputs []string, basePath string) ([]*adapter.Update, []*adapte
 	return updates, mappings, nil
 }
 
-func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Update, *adapter.Mapping, error) {
+func readUpdate(in string, base *adapter.Update, basePath string, baseMap *adapter.Mapping) (*adapter.Update, *adapter.Mapping, error) {
 	u, m, err := readInput(in)
 	if err != nil {
 		return nil, nil, badInput(fmt.Errorf("%s: %w", in, stripPath(err, in)))
@@ -301,7 +320,11 @@ func readUpdate(in string, base *adapter.Update, basePath string) (*adapter.Upda
 		u.Meta.Node = strings.TrimSuffix(filepath.Base(filepath.Clean(in)), ".safetensors")
 	}
 	if base != nil && u.Meta.Kind == adapter.KindDelta {
-		if u, err = aggregate.WithBase(u, base); err != nil {
+		// Adding the base reads both mappings, past the reader's guard.
+		if gerr := adapter.Guard([]*adapter.Mapping{m, baseMap}, func() { u, err = aggregate.WithBase(u, base) }); gerr != nil {
+			return nil, m, badInput(gerr)
+		}
+		if err != nil {
 			return nil, m, badInput(fmt.Errorf("%s with --base %s: %w", in, basePath, err))
 		}
 	}

@@ -157,3 +157,88 @@ func TestAggregateOutputOverAnInput(t *testing.T) {
 		t.Fatal("aggregating over an input gave a different file")
 	}
 }
+
+// A mapped input that shrinks after it was read but before the aggregator
+// reaches its values must not kill the process with SIGBUS: the command
+// stops with exit 2 naming the file, for every strategy, whether the
+// values are read on the calling goroutine (one span) or by workers.
+func TestAggregateInputTruncatedAfterReadingIsAnError(t *testing.T) {
+	if !adapterMaps(t) {
+		t.Skip("files are not mapped on this platform")
+	}
+	for _, n := range []int{5, 1 << 20} {
+		for _, strategy := range append(aggregate.Strategies(), aggregate.EngineStrategy) {
+			t.Run(fmt.Sprintf("%s/%d", strategy, n), func(t *testing.T) {
+				dir := t.TempDir()
+				var inputs []string
+				for i := 0; i < 5; i++ {
+					vals := make([]float32, n)
+					for j := range vals {
+						vals[j] = float32((i*7 + j) % 13)
+					}
+					inputs = append(inputs, writeUpdate(t, dir, fmt.Sprintf("n%d", i), float64(1+i), vals...))
+				}
+				victim := inputs[2]
+				readInput = func(path string) (*adapter.Update, *adapter.Mapping, error) {
+					u, m, err := adapter.ReadFileMapped(path)
+					if err == nil && path == victim {
+						if err := os.Truncate(path, 0); err != nil {
+							t.Error(err)
+						}
+					}
+					return u, m, err
+				}
+				defer func() { readInput = adapter.ReadFileMapped }()
+				out := filepath.Join(dir, "o.safetensors")
+				code, stderr := runCLIStderr(t, "aggregate", "--strategy", strategy, "-o", out, inputs[0], inputs[1], inputs[2], inputs[3], inputs[4])
+				if code != exitInput || !strings.Contains(stderr, victim) || !strings.Contains(stderr, "shrank") {
+					t.Fatalf("exit %d, stderr %q; want exit 2 naming %s", code, stderr, victim)
+				}
+				if _, err := os.Stat(out); !os.IsNotExist(err) {
+					t.Error("an output was written")
+				}
+			})
+		}
+	}
+}
+
+// A --base truncated after it was read faults where it is added to the
+// deltas, on the reading goroutines: that too is exit 2 naming the base.
+func TestAggregateBaseTruncatedAfterReadingIsAnError(t *testing.T) {
+	if !adapterMaps(t) {
+		t.Skip("files are not mapped on this platform")
+	}
+	dir := t.TempDir()
+	rng := rand.New(rand.NewPCG(3, 5))
+	var deltas []string
+	for i := range 3 {
+		deltas = append(deltas, writeLoRAUpdate(t, dir, fmt.Sprintf("d%d", i), adapter.KindDelta, rng))
+	}
+	base := writeLoRAUpdate(t, dir, "base", adapter.KindAdapter, rng)
+	readInput = func(path string) (*adapter.Update, *adapter.Mapping, error) {
+		u, m, err := adapter.ReadFileMapped(path)
+		if err == nil && path == base {
+			if err := os.Truncate(path, 0); err != nil {
+				t.Error(err)
+			}
+		}
+		return u, m, err
+	}
+	defer func() { readInput = adapter.ReadFileMapped }()
+	args := append([]string{"aggregate", "--strategy", "weighted_average", "--lora-mode", "exact", "--base", base, "-o", filepath.Join(dir, "o.safetensors")}, deltas...)
+	code, stderr := runCLIStderr(t, args...)
+	if code != exitInput || !strings.Contains(stderr, base) || !strings.Contains(stderr, "shrank") {
+		t.Fatalf("exit %d, stderr %q; want exit 2 naming %s", code, stderr, base)
+	}
+}
+
+// adapterMaps reports whether ReadFileMapped really maps files here.
+func adapterMaps(t *testing.T) bool {
+	p := writeUpdate(t, t.TempDir(), "probe", 1, 1, 2, 3)
+	_, m, err := adapter.ReadFileMapped(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	return m.Mapped()
+}
