@@ -214,10 +214,13 @@ func (u *Update) NumParams() int {
 // L2 is the joint Euclidean norm over every tensor of every group: the norm
 // that privacy clipping and the Byzantine magnitude check use.
 func (u *Update) L2() float64 {
+	// Sorted order: a sum in map order would round differently from run to
+	// run, and a norm compared against a threshold (clipping, Sybil
+	// similarity) must give the same verdict every time.
 	var s float64
-	for _, ts := range u.Groups {
-		for _, t := range ts {
-			for _, v := range t.Data {
+	for _, g := range u.GroupNames() {
+		for _, k := range u.Keys(g) {
+			for _, v := range u.Groups[g][k].Data {
 				s += float64(v) * float64(v)
 			}
 		}

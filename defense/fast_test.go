@@ -98,7 +98,7 @@ func slowSybil(in []SybilInput, cfg Config) ([]string, error) {
 				}
 			}
 		}
-		return s / (a.norm * b.norm)
+		return min(s/(a.norm*b.norm), 1)
 	}
 	// Components by repeated merging, the plainest single linkage.
 	comp := make([]int, len(vs))
@@ -222,8 +222,9 @@ func sybilCase(t *rapid.T) ([]SybilInput, Config) {
 		case 2: // a near copy of proto: noise scale around the 0.99 cosine
 			u = proto.Clone()
 			noise := rapid.Float64Range(0, 0.3).Draw(t, "noise")
-			for _, ts := range u.Groups {
-				for _, tt := range ts {
+			for _, g := range u.GroupNames() {
+				for _, k := range u.Keys(g) {
+					tt := u.Get(g, k)
 					for j := range tt.Data {
 						tt.Data[j] += float32(noise * rng.NormFloat64())
 					}

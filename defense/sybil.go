@@ -241,7 +241,9 @@ func linked(a, b flatUpdate, threshold float64) bool {
 			}
 		}
 	}
-	return s/denom > threshold
+	// A cosine cannot exceed 1; rounding can push identical updates' to
+	// 1+ε, which must not link them under a threshold of exactly 1.
+	return min(s/denom, 1) > threshold
 }
 
 // dotRange adds the products of values lo..hi-1 to s, one at a time in
