@@ -173,6 +173,7 @@ func hostileFiles() []hostileFile {
 		{"bad groups", rawFile(`{"__metadata__":{"daf.format":"talora-update/1","daf.groups":"coarse:700-1001"}}`, nil), "daf.groups", ErrCorrupt},
 		{"bad rank", rawFile(`{"__metadata__":{"daf.format":"talora-update/1","daf.rank":"0"}}`, nil), "daf.rank", ErrCorrupt},
 		{"bad alpha", rawFile(`{"__metadata__":{"daf.format":"talora-update/1","daf.lora_alpha":"Inf"}}`, nil), "daf.lora_alpha", ErrCorrupt},
+		{"accuracy above 1", rawFile(`{"__metadata__":{"daf.format":"talora-update/1","daf.quality":"{\"fine\":{\"task_accuracy\":{\"qa\":1e308}}}"}}`, nil), "task_accuracy.qa", ErrCorrupt},
 		{"bad quality", rawFile(`{"__metadata__":{"daf.format":"talora-update/1","daf.quality":"{\"fine\":"}}`, nil), "daf.quality", ErrCorrupt},
 		{"name without group", rawFile(hdr(`"t":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}`), two), `"t"`, ErrCorrupt},
 		{"empty key", rawFile(hdr(`"coarse/":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}`), two), `"coarse/"`, ErrCorrupt},

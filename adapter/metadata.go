@@ -3,8 +3,10 @@ package adapter
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -141,9 +143,14 @@ func checkQuality(q GroupQuality) error {
 	for task, a := range q.TaskAccuracy {
 		vals[printable("task_accuracy."+task)] = a
 	}
-	for k, v := range vals {
-		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
+		if v := vals[k]; math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
 			return fmt.Errorf("%s = %v: want a finite number >= 0", k, v)
+		}
+	}
+	for _, task := range slices.Sorted(maps.Keys(q.TaskAccuracy)) {
+		if a := q.TaskAccuracy[task]; a > 1 {
+			return fmt.Errorf("%s = %v: an accuracy is a fraction in [0, 1]", printable("task_accuracy."+task), a)
 		}
 	}
 	return nil

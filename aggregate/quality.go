@@ -35,16 +35,24 @@ func pplImprovement(q adapter.GroupQuality) float64 {
 	if !finite(s) {
 		return 0
 	}
-	return s
+	// A perplexity cannot fall below 0, so the improvement is at most 1;
+	// a report claiming more is a lever for taking the softmax's weight.
+	return min(s, 1)
+}
+
+// accuracy reads one reported accuracy as the fraction it is: a claim
+// outside [0, 1] (say 1e308) would otherwise take every bit of the
+// softmax's weight for its sender.
+func accuracy(a float64) float64 {
+	if !finite(a) {
+		return 0
+	}
+	return min(max(a, 0), 1)
 }
 
 func taskAccuracy(q adapter.GroupQuality, task string) float64 {
 	if task != "" {
-		a := q.TaskAccuracy[task]
-		if !finite(a) {
-			return 0
-		}
-		return a
+		return accuracy(q.TaskAccuracy[task])
 	}
 	if len(q.TaskAccuracy) == 0 {
 		return 0
@@ -56,9 +64,7 @@ func taskAccuracy(q adapter.GroupQuality, task string) float64 {
 	sort.Strings(names) // a fixed summation order keeps nodes bit-identical
 	var s float64
 	for _, t := range names {
-		if a := q.TaskAccuracy[t]; finite(a) {
-			s += a
-		}
+		s += accuracy(q.TaskAccuracy[t])
 	}
 	return s / float64(len(names))
 }

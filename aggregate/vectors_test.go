@@ -236,6 +236,33 @@ func TestNonFiniteQualitySanitised(t *testing.T) {
 	}
 }
 
+// A sender claiming an impossible quality (accuracy 1e308, a perplexity
+// that went negative) is scored as the best possible, not as infinitely
+// better than everyone: it cannot take the whole softmax for itself.
+func TestImpossibleQualityClaimsAreCapped(t *testing.T) {
+	us := []*adapter.Update{vecUpdate("a", 1, 1), vecUpdate("b", 1, 3), vecUpdate("liar", 1, 100)}
+	us[0].Meta.Quality = map[string]adapter.GroupQuality{"g": {TaskAccuracy: map[string]float64{"qa": 0.6}, PPLBefore: 10, PPLAfter: 8}}
+	us[1].Meta.Quality = map[string]adapter.GroupQuality{"g": {TaskAccuracy: map[string]float64{"qa": 0.8}, PPLBefore: 10, PPLAfter: 6}}
+	us[2].Meta.Quality = map[string]adapter.GroupQuality{"g": {TaskAccuracy: map[string]float64{"qa": 1e308}, PPLBefore: 10, PPLAfter: -1e300}}
+	for _, c := range []struct {
+		metric QualityMetric
+		scores []float64
+	}{
+		{TaskAccuracy, []float64{0.6, 0.8, 1}},
+		{PerplexityImprovement, []float64{0.2, 0.4, 1}},
+	} {
+		got, err := Aggregate("quality_weighted", us, Options{Metric: c.metric, Task: "qa"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := slowSoftmax(c.scores, 1)
+		want := w[0]*1 + w[1]*3 + w[2]*100
+		if v := float64(got.Get("g", "w").Data[0]); math.Abs(v-want) > 1e-4*want {
+			t.Errorf("%v: quality_weighted = %v, want %v (the liar capped at a score of 1)", c.metric, v, want)
+		}
+	}
+}
+
 func TestOutputMetadata(t *testing.T) {
 	us := []*adapter.Update{vecUpdate("a", 10, 1), vecUpdate("b", 30, 3)}
 	us[0].Meta.Tier, us[1].Meta.Tier = "public", "tenant"
