@@ -2,8 +2,11 @@
 // float32 tensors that turn the updates of one round into one update. It
 // does no I/O, reads no clock and uses no global randomness; the only
 // randomness (the range finder of the product modes) comes from
-// Options.Seed, so every node computes bit-identical results from the same
-// inputs, whatever the number of goroutines.
+// Options.Seed, so nodes on the same kernel path compute bit-identical
+// results from the same inputs, whatever the number of goroutines. The
+// AVX2 kernels (amd64) and the pure-Go ones (other CPUs, -tags purego) sum
+// in different orders and the former fuse multiply-adds, so across the two
+// an aggregate may differ in the last float32 bit and in the sign of a zero.
 //
 // # Driving it
 //
