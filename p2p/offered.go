@@ -8,7 +8,6 @@ import (
 
 	"github.com/dafnet/daf/gossip"
 	"github.com/libp2p/go-libp2p/core/network"
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 )
 
@@ -32,26 +31,11 @@ func (x *Host) SendOffered(ctx context.Context, to gossip.PeerID, proto string, 
 	if int64(len(body)) > x.cfg.MaxMessageBytes {
 		return fmt.Errorf("send to %s on %s: %w: %d bytes, limit %d", to, proto, ErrTooLarge, len(body), x.cfg.MaxMessageBytes)
 	}
-	pid, err := peer.Decode(string(to))
+	ctx, s, done, err := x.openSend(ctx, to, proto)
 	if err != nil {
-		return fmt.Errorf("send on %s: peer %q: %w", proto, to, err)
+		return err
 	}
-	if x.ctx.Err() != nil {
-		return ErrClosed
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, x.cfg.StreamTimeout)
-		defer cancel()
-	}
-	s, err := x.h.NewStream(ctx, pid, protocol.ID(proto))
-	if err != nil {
-		return fmt.Errorf("send to %s on %s: open stream: %w", to, proto, err)
-	}
-	deadline, _ := ctx.Deadline()
-	_ = s.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
+	defer done()
 	fail := func(err error) error {
 		_ = s.Reset()
 		if ctx.Err() != nil {

@@ -19,27 +19,11 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 	if int64(len(msg)) > x.cfg.MaxMessageBytes {
 		return fmt.Errorf("send to %s on %s: %w: %d bytes, limit %d", to, proto, ErrTooLarge, len(msg), x.cfg.MaxMessageBytes)
 	}
-	pid, err := peer.Decode(string(to))
+	ctx, s, done, err := x.openSend(ctx, to, proto)
 	if err != nil {
-		return fmt.Errorf("send on %s: peer %q: %w", proto, to, err)
+		return err
 	}
-	if x.ctx.Err() != nil {
-		return ErrClosed
-	}
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, x.cfg.StreamTimeout)
-		defer cancel()
-	}
-	s, err := x.h.NewStream(ctx, pid, protocol.ID(proto))
-	if err != nil {
-		return fmt.Errorf("send to %s on %s: open stream: %w", to, proto, err)
-	}
-	deadline, _ := ctx.Deadline()
-	_ = s.SetDeadline(deadline)
-	// A cancelled context must abort a blocked write or read at once.
-	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
-	defer stop()
+	defer done()
 
 	// The frame is written while the verdict is awaited: a peer that refuses
 	// on the length alone answers before reading the body, and the sender
@@ -75,6 +59,33 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 	}
 	_ = s.Close()
 	return nil
+}
+
+// openSend opens a stream to `to` for one outgoing message, bounded by the
+// context's deadline or, without one, by StreamTimeout; a cancelled context
+// resets the stream at once, so no write or read stays blocked. done
+// releases the timer and the cancellation hook.
+func (x *Host) openSend(ctx context.Context, to gossip.PeerID, proto string) (context.Context, network.Stream, func(), error) {
+	pid, err := peer.Decode(string(to))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("send on %s: peer %q: %w", proto, to, err)
+	}
+	if x.ctx.Err() != nil {
+		return nil, nil, nil, ErrClosed
+	}
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, x.cfg.StreamTimeout)
+	}
+	s, err := x.h.NewStream(ctx, pid, protocol.ID(proto))
+	if err != nil {
+		cancel()
+		return nil, nil, nil, fmt.Errorf("send to %s on %s: open stream: %w", to, proto, err)
+	}
+	deadline, _ := ctx.Deadline()
+	_ = s.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = s.Reset() })
+	return ctx, s, func() { stop(); cancel() }, nil
 }
 
 // Handle registers h for stream protocol proto, replacing any earlier
