@@ -60,39 +60,7 @@ func (x *Host) SendOffered(ctx context.Context, to gossip.PeerID, proto string, 
 		_ = s.Close()
 		return nil
 	}
-	// As in Send, the body is written while the verdict is awaited: a
-	// receiver that refuses on the frame's length answers before reading.
-	written := make(chan error, 1)
-	go func() {
-		err := writeFrame(s, body)
-		if err == nil {
-			err = s.CloseWrite()
-		}
-		written <- err
-	}()
-	accepted, reason, rerr := readVerdict(s)
-	if rerr != nil || !accepted {
-		_ = s.Reset()
-	}
-	werr := <-written
-	switch {
-	case rerr != nil && ctx.Err() != nil:
-		return fmt.Errorf("send to %s on %s: %w", to, proto, ctx.Err())
-	case rerr != nil && werr != nil:
-		return fmt.Errorf("send to %s on %s: write: %w", to, proto, werr)
-	case rerr != nil:
-		return fmt.Errorf("send to %s on %s: %w", to, proto, rerr)
-	case werr == nil:
-		x.bytesSent.Add(uint64(4 + len(body)))
-	}
-	if !accepted {
-		return fmt.Errorf("send to %s on %s: %w", to, proto, gossip.ParseRefusal(reason))
-	}
-	if werr != nil {
-		return fmt.Errorf("send to %s on %s: write: %w", to, proto, werr)
-	}
-	_ = s.Close()
-	return nil
+	return x.writeAwaitingVerdict(ctx, s, to, proto, body)
 }
 
 // HandleOffered implements gossip.Transport: h runs on the stream's

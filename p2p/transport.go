@@ -25,9 +25,14 @@ func (x *Host) Send(ctx context.Context, to gossip.PeerID, proto string, msg []b
 	}
 	defer done()
 
-	// The frame is written while the verdict is awaited: a peer that refuses
-	// on the length alone answers before reading the body, and the sender
-	// must not sit blocked on flow control meanwhile.
+	return x.writeAwaitingVerdict(ctx, s, to, proto, msg)
+}
+
+// writeAwaitingVerdict writes one frame and the end of the stream while it
+// reads the receiver's verdict: a peer that refuses on the length alone
+// answers before reading the body, and the sender must not sit blocked on
+// flow control meanwhile. The stream is closed or reset on return.
+func (x *Host) writeAwaitingVerdict(ctx context.Context, s network.Stream, to gossip.PeerID, proto string, msg []byte) error {
 	written := make(chan error, 1)
 	go func() {
 		err := writeFrame(s, msg)
